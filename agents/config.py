@@ -1,0 +1,387 @@
+"""What a valid agent version config is, in one place.
+
+``VersionConfigSerializer`` accepts seed 000's flat fields (``trigger_type``,
+``n8n_workflow_id``...) and the full form, checks types, JSON Schemas, cron expressions and
+that every tool has the capability and destination it needs, and ``normalize_config``
+returns the stored form: every key present, defaults filled in. A stored config is itself
+valid input, so editing a draft is "merge the change into the config, validate again".
+Used by the API, the admin, the console and the demo loader alike.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+import zoneinfo
+from typing import Any
+
+from crontab import CronSlices
+from jsonschema import SchemaError
+from jsonschema.validators import validator_for
+from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
+
+from controlplane.serializers import (
+    JSONObjectField,
+    StrictBooleanField,
+    StrictCharField,
+    StrictEmailField,
+    StrictFloatField,
+    StrictIntegerField,
+    StrictSerializer,
+    StrictURLField,
+)
+from integrations.catalog import CAPABILITIES, DATA_SCOPES, DESTINATIONS, LLM_PROVIDERS, TOOLS
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
+TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,49}$")
+# semver.org's regular expression
+SEMVER_RE = re.compile(
+    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
+    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
+)
+
+RUNTIMES = ("llm", "n8n", "webhook")
+TRIGGER_TYPES = ("manual", "webhook", "cron", "event")
+EVAL_TYPES = ("functional", "quality", "safety", "latency", "consistency", "cost", "freshness")
+DEFAULT_MODELS = {
+    "anthropic": "claude-sonnet-4-5",
+    "openai": "gpt-4o-mini",
+    "simulated": "simulated-1",
+}
+
+
+def validate_name(value: str) -> str:
+    if not NAME_RE.match(value):
+        raise ValidationError(
+            "Use 1-100 lowercase letters, digits, '-' or '_', starting with a letter or digit.",
+            code="invalid_name",
+        )
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return value
+    raise ValidationError("A name cannot look like an agent id (a UUID).", code="invalid_name")
+
+
+def validate_semver(value: str) -> str:
+    if not SEMVER_RE.match(value):
+        raise ValidationError(
+            "Must be a semantic version such as 1.2.0 or 2.0.0-rc.1.", code="invalid_version"
+        )
+    return value
+
+
+def validate_tag(value: str) -> str:
+    if len(value) > 50:
+        raise ValidationError("A tag is at most 50 characters.", code="max_length")
+    if not TAG_RE.match(value):
+        raise ValidationError(
+            "A tag starts with a letter or digit and holds letters, digits and _ . : / -",
+            code="invalid_tag",
+        )
+    return value
+
+
+def validate_json_schema(value: dict[str, Any]) -> dict[str, Any]:
+    try:
+        validator_for(value).check_schema(value)
+    except SchemaError as exc:
+        where = "/".join(str(part) for part in exc.absolute_path)
+        raise ValidationError(
+            f"Not a valid JSON Schema{' at ' + where if where else ''}: {exc.message}",
+            code="invalid_schema",
+        ) from None
+    except RecursionError:
+        raise ValidationError(
+            "The JSON Schema is nested too deeply.", code="invalid_schema"
+        ) from None
+    return value
+
+
+def _flags(names: tuple[str, ...], help_text: str) -> type[StrictSerializer]:
+    fields = {name: StrictBooleanField(default=False) for name in names}
+    return type(f"{help_text}Serializer", (StrictSerializer,), fields)
+
+
+CapabilitiesSerializer = _flags(CAPABILITIES, "Capabilities")
+AllowedDestinationsSerializer = _flags(DESTINATIONS, "AllowedDestinations")
+
+
+class DataScopeSerializer(StrictSerializer):
+    datasets = serializers.ListField(
+        child=StrictCharField(max_length=200), default=list, max_length=200
+    )
+    apis = serializers.ListField(
+        child=StrictCharField(max_length=200), default=list, max_length=200
+    )
+    services = serializers.ListField(
+        child=StrictCharField(max_length=200), default=list, max_length=200
+    )
+
+
+class LLMSerializer(StrictSerializer):
+    provider = serializers.ChoiceField(choices=LLM_PROVIDERS, default="simulated")
+    model = StrictCharField(max_length=100, required=False)
+    system_prompt = StrictCharField(
+        max_length=100_000, allow_blank=True, default="", trim_whitespace=False
+    )
+    temperature = StrictFloatField(min_value=0, max_value=2, default=0.2)
+    max_tokens = StrictIntegerField(min_value=1, max_value=200_000, default=1024)
+    base_url = StrictURLField(max_length=500, required=False, allow_null=True, default=None)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if self.root.partial:
+            return attrs
+        if not attrs.get("model"):
+            attrs["model"] = DEFAULT_MODELS[attrs["provider"]]
+        return attrs
+
+
+class ToolSerializer(StrictSerializer):
+    name = serializers.ChoiceField(choices=sorted(TOOLS))
+    config = JSONObjectField(default=dict)
+
+
+class SlackToolConfig(StrictSerializer):
+    allowed_channels = serializers.ListField(child=StrictCharField(max_length=100), default=list)
+    default_channel = StrictCharField(max_length=100, required=False)
+
+
+class EmailToolConfig(StrictSerializer):
+    allowed_recipients = serializers.ListField(child=StrictEmailField(), default=list)
+    allowed_domains = serializers.ListField(child=StrictCharField(max_length=253), default=list)
+
+
+class HTTPToolConfig(StrictSerializer):
+    allowed_domains = serializers.ListField(child=StrictCharField(max_length=253), default=list)
+    timeout_seconds = StrictIntegerField(min_value=1, max_value=300, default=30)
+
+
+class WebhookToolConfig(StrictSerializer):
+    url = StrictURLField(max_length=500)
+
+
+class N8nToolConfig(StrictSerializer):
+    workflow_id = StrictCharField(max_length=255)
+    webhook_url = StrictURLField(max_length=500, required=False)
+
+
+TOOL_CONFIG_SERIALIZERS: dict[str, type[StrictSerializer]] = {
+    "slack_notification": SlackToolConfig,
+    "send_email": EmailToolConfig,
+    "http_request": HTTPToolConfig,
+    "external_api_post": HTTPToolConfig,
+    "webhook_post": WebhookToolConfig,
+    "n8n_workflow": N8nToolConfig,
+}
+
+
+class TriggerSerializer(StrictSerializer):
+    type = serializers.ChoiceField(choices=TRIGGER_TYPES, default="manual")
+    schedule = StrictCharField(max_length=100, required=False, allow_null=True, default=None)
+    timezone = StrictCharField(max_length=64, default="UTC")
+    events = serializers.ListField(
+        child=StrictCharField(max_length=100), default=list, max_length=50
+    )
+
+    def validate_timezone(self, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValidationError(
+                f"Unknown time zone {value!r}.", code="invalid_timezone"
+            ) from None
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if self.root.partial:
+            return attrs
+        schedule = attrs.get("schedule")
+        if attrs["type"] == "cron":
+            if not schedule:
+                raise ValidationError({"schedule": ["A cron trigger needs a schedule."]})
+            if not CronSlices.is_valid(schedule):
+                raise ValidationError({"schedule": [f"{schedule!r} is not a cron expression."]})
+        elif schedule:
+            raise ValidationError({"schedule": ["Only a cron trigger has a schedule."]})
+        if attrs["type"] == "event" and not attrs["events"]:
+            raise ValidationError({"events": ["An event trigger needs at least one event name."]})
+        return attrs
+
+
+class EvalSerializer(StrictSerializer):
+    name = StrictCharField(max_length=100)
+    type = serializers.ChoiceField(choices=EVAL_TYPES)
+    blocking = StrictBooleanField(default=False)
+    params = JSONObjectField(default=dict)
+
+
+class VersionConfigSerializer(StrictSerializer):
+    """The behaviour of one agent version (DESIGN.md, "AgentVersion")."""
+
+    runtime = serializers.ChoiceField(choices=RUNTIMES, required=False)
+    llm = LLMSerializer(required=False, allow_null=True)
+    tools = ToolSerializer(many=True, required=False)
+    capabilities = CapabilitiesSerializer(required=False)
+    data_scope = DataScopeSerializer(required=False)
+    allowed_destinations = AllowedDestinationsSerializer(required=False)
+    input_schema = JSONObjectField(required=False)
+    output_schema = JSONObjectField(required=False)
+    evals = EvalSerializer(many=True, required=False)
+    timeout_seconds = StrictIntegerField(min_value=1, max_value=86_400, default=300)
+    max_turns = StrictIntegerField(min_value=1, max_value=100, default=10)
+    max_retries = StrictIntegerField(min_value=0, max_value=10, default=0)
+    trigger = TriggerSerializer(required=False)
+    trigger_type = serializers.ChoiceField(
+        choices=TRIGGER_TYPES,
+        required=False,
+        write_only=True,
+        help_text="Seed 000's flat form of trigger.type.",
+    )
+    n8n_workflow_id = StrictCharField(max_length=255, required=False, allow_null=True, default=None)
+    webhook_url = StrictURLField(max_length=500, required=False, allow_null=True, default=None)
+
+    def validate_input_schema(self, value: dict[str, Any]) -> dict[str, Any]:
+        return validate_json_schema(value)
+
+    def validate_output_schema(self, value: dict[str, Any]) -> dict[str, Any]:
+        return validate_json_schema(value)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """Whole: ``{"config": <stored form>, **other fields}``; partial: the fields as given."""
+        if self.partial or self.root.partial:
+            return attrs  # a partial change is merged into a config, then validated whole
+        config_attrs = {key: attrs.pop(key) for key in list(attrs) if key in CONFIG_FIELDS}
+        return {**attrs, "config": normalize_config(config_attrs)}
+
+
+CONFIG_FIELDS = frozenset(VersionConfigSerializer().fields)
+
+
+def _trigger_from(attrs: dict[str, Any], errors: dict[str, list[str]]) -> dict[str, Any]:
+    trigger = dict(
+        attrs.get("trigger")
+        or {"type": "manual", "schedule": None, "timezone": "UTC", "events": []}
+    )
+    flat_type = attrs.get("trigger_type")
+    if not flat_type:
+        return trigger
+    if "trigger" in attrs and attrs["trigger"]["type"] != flat_type:
+        errors["trigger_type"] = ["Disagrees with trigger.type; give one of them."]
+        return trigger
+    checked = TriggerSerializer(data={**trigger, "type": flat_type})
+    if checked.is_valid():
+        return dict(checked.validated_data)
+    for field, messages in checked.errors.items():
+        errors[f"trigger.{field}"] = [str(message) for message in messages]
+    return trigger
+
+
+def _tools_from(
+    attrs: dict[str, Any],
+    runtime: str,
+    capabilities: dict[str, bool],
+    destinations: dict[str, bool],
+    errors: dict[str, list[str]],
+) -> list[dict[str, Any]]:
+    tools = attrs.get("tools") or []
+    if tools and runtime != "llm":
+        errors["tools"] = ["Tools are offered to a model: only the llm runtime uses them."]
+    seen: set[str] = set()
+    normalized = []
+    for index, tool in enumerate(tools):
+        spec = TOOLS[tool["name"]]
+        where = f"tools[{index}]"
+        problems = []
+        if spec.name in seen:
+            problems.append(f"{spec.name} is listed twice.")
+        seen.add(spec.name)
+        if not capabilities.get(spec.capability):
+            problems.append(f"{spec.name} needs capabilities.{spec.capability} to be true.")
+        if not destinations.get(spec.destination):
+            problems.append(
+                f"{spec.name} needs allowed_destinations.{spec.destination} to be true."
+            )
+        if problems:
+            errors[f"{where}.name"] = problems
+        tool_config = TOOL_CONFIG_SERIALIZERS[spec.name](data=tool.get("config", {}))
+        if tool_config.is_valid():
+            normalized.append({"name": spec.name, "config": dict(tool_config.validated_data)})
+        else:
+            for field, messages in tool_config.errors.items():
+                errors[f"{where}.config.{field}"] = [str(message) for message in messages]
+    return normalized
+
+
+def normalize_config(attrs: dict[str, Any]) -> dict[str, Any]:
+    """The stored form of validated config fields; ValidationError on a cross-field rule."""
+    errors: dict[str, list[str]] = {}
+    trigger = _trigger_from(attrs, errors)
+    llm = attrs.get("llm")
+    runtime = attrs.get("runtime") or ("n8n" if attrs.get("n8n_workflow_id") and not llm else "llm")
+    if runtime == "llm" and llm is None:
+        llm = LLMSerializer().run_validation({})
+    if runtime == "n8n" and not attrs.get("n8n_workflow_id"):
+        errors["n8n_workflow_id"] = ["The n8n runtime needs the workflow id."]
+    if runtime == "webhook" and not attrs.get("webhook_url"):
+        errors["webhook_url"] = ["The webhook runtime needs the URL to call."]
+    capabilities = dict(attrs.get("capabilities") or dict.fromkeys(CAPABILITIES, False))
+    destinations = dict(attrs.get("allowed_destinations") or dict.fromkeys(DESTINATIONS, False))
+    tools = _tools_from(attrs, runtime, capabilities, destinations, errors)
+    if errors:
+        raise ValidationError(errors)
+    data_scope = attrs.get("data_scope") or {scope: [] for scope in DATA_SCOPES}
+    return {
+        "runtime": runtime,
+        "llm": dict(llm) if llm else None,
+        "tools": tools,
+        "capabilities": capabilities,
+        "data_scope": {key: list(value) for key, value in data_scope.items()},
+        "allowed_destinations": destinations,
+        "input_schema": attrs.get("input_schema") or {"type": "object"},
+        "output_schema": attrs.get("output_schema") or {},
+        "evals": [dict(item) for item in attrs.get("evals") or []],
+        "timeout_seconds": attrs.get("timeout_seconds", 300),
+        "max_turns": attrs.get("max_turns", 10),
+        "max_retries": attrs.get("max_retries", 0),
+        "trigger": trigger,
+        "n8n_workflow_id": attrs.get("n8n_workflow_id"),
+        "webhook_url": attrs.get("webhook_url"),
+    }
+
+
+# Keys whose value is an object merged key by key when a draft is edited; others are replaced.
+MERGED_KEYS = ("llm", "capabilities", "data_scope", "allowed_destinations", "trigger")
+
+
+def merge_config(base: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
+    """``change`` (raw request fields) applied to a stored config, ready to validate whole."""
+    merged = json.loads(json.dumps(base))
+    for key, value in change.items():
+        if key in MERGED_KEYS and isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        elif key == "trigger_type":
+            merged["trigger"] = {**(merged.get("trigger") or {}), "type": value}
+            if value != "cron":
+                merged["trigger"]["schedule"] = None
+        else:
+            merged[key] = value
+    if change.get("runtime") and change["runtime"] != "llm" and "llm" not in change:
+        merged["llm"] = None
+    return merged
+
+
+def validated_config(raw: dict[str, Any]) -> dict[str, Any]:
+    """Validate a whole config (raw or stored form); ValidationError with field paths if bad."""
+    serializer = VersionConfigSerializer(data=raw)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data["config"]
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()

@@ -1,0 +1,105 @@
+"""Reads of the registry, always through what the actor may see."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.db.models import QuerySet
+from guardian.shortcuts import get_objects_for_user
+
+from agents.models import Agent, AgentVersion
+from controlplane.access import Actor, can, is_admin
+from controlplane.errors import Forbidden, NotFound
+
+
+def agent_visible_qs(*, actor: Actor, perm: str = "agents.view_agent") -> QuerySet[Agent]:
+    """Agents on which the actor holds ``perm``: all for admins, else by object permission."""
+    if not can(actor, perm):
+        return Agent.objects.none()
+    if is_admin(actor.user):
+        return Agent.objects.all()
+    return get_objects_for_user(
+        actor.user, perm, klass=Agent, accept_global_perms=False, with_superuser=False
+    )
+
+
+def agent_list(*, actor: Actor) -> QuerySet[Agent]:
+    return (
+        agent_visible_qs(actor=actor)
+        .select_related("owner", "team", "production_version", "staging_version", "created_by")
+        .prefetch_related("tags")
+        .order_by("name")
+    )
+
+
+def agent_get(*, actor: Actor, ref: str, perm: str = "agents.view_agent") -> Agent:
+    """The agent by id or by name. Not found if the actor may not see it (its existence is
+    not disclosed); forbidden if they may see it but not use ``perm`` on it."""
+    lookup: dict[str, Any]
+    try:
+        lookup = {"pk": uuid.UUID(str(ref))}
+    except ValueError:
+        lookup = {"name": ref}
+    agent = agent_list(actor=actor).filter(**lookup).first()
+    if agent is None:
+        raise NotFound(f"No agent {ref!r}.", code="agent_not_found")
+    if perm != "agents.view_agent" and not can(actor, perm, agent):
+        raise Forbidden("You do not have permission to perform this action.")
+    return agent
+
+
+def agent_versions(*, agent: Agent) -> QuerySet[AgentVersion]:
+    return agent.versions.select_related("created_by", "previous_production").order_by(
+        "-created_at"
+    )
+
+
+def agent_version_get(*, agent: Agent, version: str) -> AgentVersion:
+    found = agent_versions(agent=agent).filter(version=version).first()
+    if found is None:
+        raise NotFound(f"Agent {agent.name!r} has no version {version}.", code="version_not_found")
+    return found
+
+
+def config_diff(before: Any, after: Any, path: str = "") -> list[dict[str, Any]]:
+    """Field-by-field differences between two configs, as dotted paths.
+
+    Objects are compared key by key; lists and scalars as whole values.
+    """
+    if isinstance(before, dict) and isinstance(after, dict):
+        changes: list[dict[str, Any]] = []
+        for key in sorted(set(before) | set(after)):
+            where = f"{path}.{key}" if path else key
+            if key not in before:
+                changes.append({"field": where, "change": "added", "from": None, "to": after[key]})
+            elif key not in after:
+                changes.append(
+                    {"field": where, "change": "removed", "from": before[key], "to": None}
+                )
+            else:
+                changes.extend(config_diff(before[key], after[key], where))
+        return changes
+    if before != after:
+        return [{"field": path, "change": "changed", "from": before, "to": after}]
+    return []
+
+
+def agent_version_diff(*, older: AgentVersion, newer: AgentVersion) -> dict[str, Any]:
+    changes = config_diff(older.config, newer.config)
+    if older.changelog != newer.changelog:
+        changes.insert(
+            0,
+            {
+                "field": "changelog",
+                "change": "changed",
+                "from": older.changelog,
+                "to": newer.changelog,
+            },
+        )
+    return {
+        "from": older.version,
+        "to": newer.version,
+        "identical": not changes,
+        "changes": changes,
+    }

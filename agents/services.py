@@ -1,0 +1,434 @@
+"""Writes to the agent registry. Every change is checked, locked, audited, and atomic.
+
+Callers (API, console, admin, commands) pass validated input from ``agents.config`` and an
+``Actor``; the permission rule is ``controlplane.access.can``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import Group
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from guardian.shortcuts import assign_perm, remove_perm
+
+from agents.config import config_hash, merge_config, validated_config
+from agents.models import Agent, AgentVersion, Tag
+from controlplane.access import Actor, actor_is_admin, can
+from controlplane.audit import audit_record
+from controlplane.errors import Conflict, Forbidden, Invalid, NotFound
+
+OWNER_PERMS = ("view_agent", "change_agent", "delete_agent", "execute_agent")
+TEAM_PERMS = ("view_agent", "change_agent", "execute_agent")
+
+
+def agent_snapshot(agent: Agent) -> dict[str, Any]:
+    return {
+        "name": agent.name,
+        "status": agent.status,
+        "description": agent.description,
+        "owner_email": agent.owner_email,
+        "team": agent.team.name if agent.team_id else None,
+        "tags": sorted(tag.name for tag in agent.tags.all()),
+        "production_version": agent.production_version.version
+        if agent.production_version_id
+        else None,
+        "staging_version": agent.staging_version.version if agent.staging_version_id else None,
+    }
+
+
+def version_snapshot(version: AgentVersion) -> dict[str, Any]:
+    return {
+        "version": version.version,
+        "stage": version.stage,
+        "changelog": version.changelog,
+        "config_hash": version.config_hash,
+        "config": version.config,
+    }
+
+
+def _audit_agent(actor: Actor, action: str, agent: Agent, before: Any, after: Any) -> None:
+    audit_record(
+        actor=actor,
+        action=action,
+        target_type="agent",
+        target_id=agent.pk,
+        target_repr=agent.name,
+        agent_id=agent.pk,
+        before=before,
+        after=after,
+    )
+
+
+def _audit_version(
+    actor: Actor, action: str, version: AgentVersion, before: Any, after: Any
+) -> None:
+    audit_record(
+        actor=actor,
+        action=action,
+        target_type="agent_version",
+        target_id=version.pk,
+        target_repr=f"{version.agent.name}@{version.version}",
+        agent_id=version.agent_id,
+        before=before,
+        after=after,
+    )
+
+
+def _require(actor: Actor, perm: str, agent: Agent | None = None) -> None:
+    if not can(actor, perm, agent):
+        raise Forbidden("You do not have permission to perform this action.")
+
+
+def _resolve_team(actor: Actor, name: str | None) -> Group | None:
+    if not name:
+        return None
+    group = Group.objects.filter(name=name).first()
+    if group is None:
+        raise Invalid.field("team", f"No group named {name!r}.", "not_found")
+    if not actor_is_admin(actor) and not actor.user.groups.filter(pk=group.pk).exists():
+        raise Invalid.field(
+            "team", "You can only share an agent with a group you belong to.", "not_member"
+        )
+    return group
+
+
+def _set_team(agent: Agent, team: Group | None) -> None:
+    if agent.team_id and (team is None or team.pk != agent.team_id):
+        for perm in TEAM_PERMS:
+            remove_perm(perm, agent.team, agent)
+    agent.team = team
+    if team is not None:
+        for perm in TEAM_PERMS:
+            assign_perm(perm, team, agent)
+
+
+def _set_tags(agent: Agent, names: list[str]) -> None:
+    tags = []
+    for name in dict.fromkeys(names):  # keep order, drop duplicates
+        tag, _ = Tag.objects.get_or_create(name=name)
+        tags.append(tag)
+    agent.tags.set(tags)
+
+
+def _locked(agent: Agent) -> Agent:
+    """The agent row, locked until the transaction ends, freshly read."""
+    return (
+        Agent.objects.select_for_update(of=("self",))
+        .select_related("production_version", "staging_version", "team")
+        .get(pk=agent.pk)
+    )
+
+
+@transaction.atomic
+def agent_create(*, actor: Actor, data: dict[str, Any]) -> tuple[Agent, bool]:
+    """Register an agent with its first (draft) version, from seed 000's payload.
+
+    When an agent of that name exists and the actor may change it, the payload registers a
+    new draft version of it instead (``(name, version)`` is what is unique). Returns the
+    agent and whether it was created.
+    """
+    _require(actor, "agents.add_agent")
+    existing = Agent.objects.filter(name=data["name"]).first()
+    if existing is not None:
+        if not can(actor, "agents.change_agent", existing):
+            raise Conflict(
+                f"An agent named {data['name']!r} already exists.",
+                code="duplicate_agent_name",
+                details={"name": data["name"]},
+            )
+        agent_version_create(
+            actor=actor,
+            agent=existing,
+            version=data["version"],
+            config=data["config"],
+            changelog=data.get("changelog", ""),
+        )
+        return existing, False
+
+    owner_email = data.get("owner_email") or actor.email
+    if not owner_email:
+        raise Invalid.field(
+            "owner_email", "Required: you have no e-mail address to default to.", "required"
+        )
+    team = _resolve_team(actor, data.get("team"))
+    try:
+        with transaction.atomic():
+            agent = Agent.objects.create(
+                name=data["name"],
+                description=data.get("description", ""),
+                owner=actor.user,
+                owner_email=owner_email,
+                created_by=actor.user,
+            )
+    except IntegrityError:
+        raise Conflict(
+            f"An agent named {data['name']!r} already exists.",
+            code="duplicate_agent_name",
+            details={"name": data["name"]},
+        ) from None
+    if actor.user is not None:
+        for perm in OWNER_PERMS:
+            assign_perm(perm, actor.user, agent)
+    _set_team(agent, team)
+    _set_tags(agent, data.get("tags", []))
+    agent.save()
+    _audit_agent(actor, "agent.created", agent, None, agent_snapshot(agent))
+    _create_version(actor, agent, data["version"], data["config"], data.get("changelog", ""))
+    return agent, True
+
+
+@transaction.atomic
+def agent_update(*, actor: Actor, agent: Agent, data: dict[str, Any]) -> Agent:
+    """Edit the agent's own fields and, if config fields are given, its draft version.
+
+    ``data["version"]`` picks the version to edit (default: the newest draft). A version
+    that has left draft is immutable: 409 ``version_immutable``.
+    """
+    _require(actor, "agents.change_agent", agent)
+    agent = _locked(agent)
+    if agent.status == Agent.Status.ARCHIVED:
+        raise Conflict(f"Agent {agent.name!r} is archived.", code="agent_archived")
+    before = agent_snapshot(agent)
+    config_change = data.get("config_change") or {}
+    if config_change or "changelog" in data:
+        version = _version_to_edit(agent, data.get("version"))
+        agent_version_update(
+            actor=actor, version=version, change=config_change, changelog=data.get("changelog")
+        )
+    for field in ("description", "owner_email"):
+        if field in data:
+            setattr(agent, field, data[field])
+    if "team" in data:
+        _set_team(agent, _resolve_team(actor, data["team"]))
+    if "tags" in data:
+        _set_tags(agent, data["tags"])
+    agent.save()
+    after = agent_snapshot(agent)
+    if after != before:
+        _audit_agent(actor, "agent.updated", agent, before, after)
+    return agent
+
+
+def _version_to_edit(agent: Agent, version: str | None) -> AgentVersion:
+    if version:
+        found = agent.versions.filter(version=version).first()
+        if found is None:
+            raise NotFound(
+                f"Agent {agent.name!r} has no version {version}.", code="version_not_found"
+            )
+        return found
+    draft = agent.versions.filter(stage=AgentVersion.Stage.DRAFT).order_by("-created_at").first()
+    if draft is None:
+        current = agent.production_version or agent.versions.order_by("-created_at").first()
+        raise Conflict(
+            f"Agent {agent.name!r} has no draft version to edit"
+            + (f"; {current.version} is {current.stage} and immutable" if current else "")
+            + ". Create a new draft version (POST /agents/{id}/versions).",
+            code="version_immutable",
+            details={"version": current.version if current else None},
+        )
+    return draft
+
+
+@transaction.atomic
+def agent_version_update(
+    *,
+    actor: Actor,
+    version: AgentVersion,
+    change: dict[str, Any] | None = None,
+    config: dict[str, Any] | None = None,
+    changelog: str | None = None,
+) -> AgentVersion:
+    """Edit a draft version: merge a partial ``change`` into its config, or replace it with
+    a whole ``config``; either way the result is validated whole."""
+    _require(actor, "agents.change_agent", version.agent)
+    version = (
+        AgentVersion.objects.select_for_update(of=("self",))
+        .select_related("agent")
+        .get(pk=version.pk)
+    )
+    if not version.is_editable:
+        raise Conflict(
+            f"Version {version.version} of {version.agent.name!r} is {version.stage}: a version "
+            "that has left draft is immutable. Create a new draft version to change it.",
+            code="version_immutable",
+            details={"version": version.version, "stage": version.stage},
+        )
+    before = version_snapshot(version)
+    if config is not None or change:
+        raw = config if config is not None else merge_config(version.config, change or {})
+        version.config = validated_config(raw)
+        version.config_hash = config_hash(version.config)
+    if changelog is not None:
+        version.changelog = changelog
+    version.save()
+    after = version_snapshot(version)
+    if after != before:
+        _audit_version(actor, "agent_version.updated", version, before, after)
+    return version
+
+
+def _create_version(
+    actor: Actor, agent: Agent, version: str, config: dict[str, Any], changelog: str
+) -> AgentVersion:
+    try:
+        with transaction.atomic():
+            created = AgentVersion.objects.create(
+                agent=agent,
+                version=version,
+                config=config,
+                config_hash=config_hash(config),
+                changelog=changelog,
+                created_by=actor.user,
+            )
+    except IntegrityError:
+        raise Conflict(
+            f"Agent {agent.name!r} already has version {version}.",
+            code="duplicate_agent_version",
+            details={"name": agent.name, "version": version},
+        ) from None
+    _audit_version(actor, "agent_version.created", created, None, version_snapshot(created))
+    return created
+
+
+@transaction.atomic
+def agent_version_create(
+    *,
+    actor: Actor,
+    agent: Agent,
+    version: str,
+    config: dict[str, Any] | None = None,
+    clone_from: str | None = None,
+    change: dict[str, Any] | None = None,
+    changelog: str = "",
+) -> AgentVersion:
+    """A new draft version: from a whole ``config``, or cloned from another version with an
+    optional partial ``change``."""
+    _require(actor, "agents.change_agent", agent)
+    agent = _locked(agent)
+    if agent.status == Agent.Status.ARCHIVED:
+        raise Conflict(f"Agent {agent.name!r} is archived.", code="agent_archived")
+    if clone_from:
+        source = agent.versions.filter(version=clone_from).first()
+        if source is None:
+            raise NotFound(
+                f"Agent {agent.name!r} has no version {clone_from} to clone.",
+                code="version_not_found",
+            )
+        config = validated_config(merge_config(source.config, change or {}))
+        changelog = changelog or f"Cloned from {clone_from}."
+    if config is None:
+        raise Invalid("Give a config or a version to clone from.")
+    return _create_version(actor, agent, version, config, changelog)
+
+
+@transaction.atomic
+def agent_transition(*, actor: Actor, agent: Agent, action: str) -> Agent:
+    """activate, pause, deprecate or archive (the soft delete), per ``Agent.TRANSITIONS``."""
+    _require(actor, "agents.delete_agent" if action == "archive" else "agents.change_agent", agent)
+    agent = _locked(agent)
+    target = agent.next_status(action)
+    if target == Agent.Status.ACTIVE and agent.production_version_id is None:
+        raise Conflict(
+            f"Agent {agent.name!r} has no production version to run: promote one first.",
+            code="no_production_version",
+        )
+    before = agent_snapshot(agent)
+    agent.status = target
+    if target == Agent.Status.ARCHIVED:
+        agent.archived_at = timezone.now()
+    agent.save()
+    _audit_agent(actor, f"agent.{action}d", agent, before, agent_snapshot(agent))
+    return agent
+
+
+@transaction.atomic
+def agent_version_promote(
+    *, actor: Actor, agent: Agent, version: str | None = None
+) -> AgentVersion:
+    """One step forward: draft → staging, or staging → production.
+
+    Without ``version``: the staging version if there is one, else the newest draft. A new
+    staging version retires the previous one; a new production version retires the previous
+    production version and remembers it for rollback.
+    """
+    _require(actor, "agents.change_agent", agent)
+    agent = _locked(agent)
+    if agent.status == Agent.Status.ARCHIVED:
+        raise Conflict(f"Agent {agent.name!r} is archived.", code="agent_archived")
+    if version:
+        target = agent.versions.filter(version=version).first()
+        if target is None:
+            raise NotFound(
+                f"Agent {agent.name!r} has no version {version}.", code="version_not_found"
+            )
+    else:
+        target = agent.staging_version or (
+            agent.versions.filter(stage=AgentVersion.Stage.DRAFT).order_by("-created_at").first()
+        )
+        if target is None:
+            raise Conflict(
+                f"Agent {agent.name!r} has no draft or staging version to promote.",
+                code="nothing_to_promote",
+            )
+    now = timezone.now()
+    before_agent = agent_snapshot(agent)
+    if target.stage == AgentVersion.Stage.DRAFT:
+        if agent.staging_version_id:
+            _retire(actor, agent.staging_version, now)
+        _set_stage(actor, target, AgentVersion.Stage.STAGING, now)
+        agent.staging_version = target
+    elif target.stage == AgentVersion.Stage.STAGING:
+        previous = agent.production_version
+        if previous is not None:
+            _retire(actor, previous, now)
+        target.previous_production = previous
+        _set_stage(actor, target, AgentVersion.Stage.PRODUCTION, now)
+        agent.production_version, agent.staging_version = target, None
+    else:
+        raise Conflict(
+            f"Version {target.version} is {target.stage}; only draft and staging versions can "
+            "be promoted"
+            + (" (use rollback to go back to it)." if target.stage == "retired" else "."),
+            code="invalid_transition",
+            details={"version": target.version, "stage": target.stage},
+        )
+    agent.save()
+    _audit_agent(actor, "agent.promoted", agent, before_agent, agent_snapshot(agent))
+    return target
+
+
+@transaction.atomic
+def agent_rollback(*, actor: Actor, agent: Agent) -> AgentVersion:
+    """Production goes back to the version it replaced; the current one is retired."""
+    _require(actor, "agents.change_agent", agent)
+    agent = _locked(agent)
+    current = agent.production_version
+    previous = current.previous_production if current else None
+    if previous is None:
+        raise Conflict(
+            f"Agent {agent.name!r} has no previous production version to roll back to.",
+            code="no_previous_production",
+        )
+    now = timezone.now()
+    before_agent = agent_snapshot(agent)
+    _retire(actor, current, now)
+    _set_stage(actor, previous, AgentVersion.Stage.PRODUCTION, now)
+    agent.production_version = previous
+    agent.save()
+    _audit_agent(actor, "agent.rolled_back", agent, before_agent, agent_snapshot(agent))
+    return previous
+
+
+def _set_stage(actor: Actor, version: AgentVersion, stage: str, now: Any) -> None:
+    before = {"stage": version.stage}
+    version.stage = stage
+    version.stage_changed_at = now
+    version.save()
+    _audit_version(actor, f"agent_version.{stage}", version, before, {"stage": stage})
+
+
+def _retire(actor: Actor, version: AgentVersion, now: Any) -> None:
+    _set_stage(actor, version, AgentVersion.Stage.RETIRED, now)

@@ -1,0 +1,208 @@
+"""Console pages for the registry. Each view returns the full page, or the partial HTMX
+asked for (``request.htmx``); every write goes through ``agents.services``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
+from rest_framework.exceptions import ValidationError
+
+from agents import selectors, services
+from agents.filters import AgentFilter
+from agents.forms import VersionCreateForm, VersionEditForm
+from agents.models import Agent, AgentVersion
+from controlplane.access import Actor, actor_from_request, can
+from controlplane.errors import NotFound, ServiceError, flatten_errors
+from controlplane.views import paginate
+
+ACTIONS = ("activate", "pause", "deprecate", "archive", "promote", "rollback")
+
+
+def _agent_or_404(actor: Actor, name: str) -> Agent:
+    try:
+        return selectors.agent_get(actor=actor, ref=name)
+    except NotFound:
+        raise Http404(f"No agent {name!r}.") from None
+
+
+def _panel_context(actor: Actor, agent: Agent, error: str = "") -> dict[str, Any]:
+    versions = list(selectors.agent_versions(agent=agent))
+    production = agent.production_version
+    return {
+        "agent": agent,
+        "versions": versions,
+        "can_change": can(actor, "agents.change_agent", agent),
+        "can_delete": can(actor, "agents.delete_agent", agent),
+        "can_rollback": bool(production and production.previous_production_id),
+        "transitions": [
+            name
+            for name in ("activate", "pause", "deprecate")
+            if agent.status in Agent.TRANSITIONS[name][0]
+        ],
+        "error": error,
+    }
+
+
+@login_required
+def agent_list(request: HttpRequest) -> HttpResponse:
+    actor = actor_from_request(request)
+    filterset = AgentFilter(request.GET, queryset=selectors.agent_list(actor=actor))
+    agents = filterset.qs if filterset.is_valid() else filterset.queryset.none()
+    context = {
+        "filter": filterset,
+        "page": paginate(request, agents),
+        "can_view": can(actor, "agents.view_agent"),
+    }
+    template = "agents/_list_table.html" if request.htmx else "agents/list.html"
+    return render(request, template, context)
+
+
+@login_required
+def agent_detail(request: HttpRequest, name: str) -> HttpResponse:
+    actor = actor_from_request(request)
+    agent = _agent_or_404(actor, name)
+    context = _panel_context(actor, agent)
+    production = agent.production_version
+    context["production_config"] = (
+        json.dumps(production.config, indent=2, sort_keys=True) if production else ""
+    )
+    versions = context["versions"]
+    if len(versions) >= 2:
+        context["diff_from"], context["diff_to"] = versions[1].version, versions[0].version
+    template = "agents/_panel.html" if request.htmx else "agents/detail.html"
+    return render(request, template, context)
+
+
+@login_required
+@require_POST
+def agent_action(request: HttpRequest, name: str, action: str) -> HttpResponse:
+    actor = actor_from_request(request)
+    agent = _agent_or_404(actor, name)
+    if action not in ACTIONS:
+        raise Http404(f"No action {action!r}.")
+    status = 200
+    error = ""
+    try:
+        if action == "promote":
+            version = services.agent_version_promote(
+                actor=actor, agent=agent, version=request.POST.get("version") or None
+            )
+            done = f"Version {version.version} is now {version.stage}."
+        elif action == "rollback":
+            version = services.agent_rollback(actor=actor, agent=agent)
+            done = f"Rolled back: version {version.version} is in production again."
+        else:
+            agent = services.agent_transition(actor=actor, agent=agent, action=action)
+            done = f"Agent {agent.name} is now {agent.status}."
+    except ServiceError as exc:
+        error, status = exc.message, exc.status_code
+    if action == "archive" and not error:
+        messages.success(request, done)
+        if request.htmx:
+            response = HttpResponse(status=204)
+            response["HX-Redirect"] = reverse("agents:list")
+            return response
+        return redirect("agents:list")
+    if request.htmx:
+        agent = _agent_or_404(actor, name)
+        context = _panel_context(actor, agent, error=error)
+        context["notice"] = "" if error else done
+        return render(request, "agents/_panel.html", context, status=status)
+    if error:
+        messages.error(request, error)
+    else:
+        messages.success(request, done)
+    return redirect("agents:detail", name=agent.name)
+
+
+@login_required
+def agent_diff(request: HttpRequest, name: str) -> HttpResponse:
+    actor = actor_from_request(request)
+    agent = _agent_or_404(actor, name)
+    older_ref, newer_ref = request.GET.get("from", ""), request.GET.get("to", "")
+    context: dict[str, Any] = {"agent": agent, "diff_from": older_ref, "diff_to": newer_ref}
+    status = 200
+    try:
+        older = selectors.agent_version_get(agent=agent, version=older_ref)
+        newer = selectors.agent_version_get(agent=agent, version=newer_ref)
+        context["diff"] = selectors.agent_version_diff(older=older, newer=newer)
+    except NotFound as exc:
+        context["error"], status = exc.message, 404
+    template = "agents/_diff.html" if request.htmx else "agents/diff.html"
+    return render(request, template, context, status=status)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def version_new(request: HttpRequest, name: str) -> HttpResponse:
+    actor = actor_from_request(request)
+    agent = _agent_or_404(actor, name)
+    if not can(actor, "agents.change_agent", agent):
+        raise PermissionDenied
+    form = VersionCreateForm(request.POST or None, agent=agent)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            try:
+                version = services.agent_version_create(
+                    actor=actor,
+                    agent=agent,
+                    version=form.cleaned_data["version"],
+                    clone_from=form.cleaned_data["clone_from"],
+                    changelog=form.cleaned_data["changelog"],
+                )
+            except ServiceError as exc:
+                form.add_error(None, exc.message)
+                status = exc.status_code
+            else:
+                messages.success(request, f"Draft {version.version} created.")
+                return redirect("agents:version-edit", name=agent.name, version=version.version)
+    return render(request, "agents/version_new.html", {"agent": agent, "form": form}, status=status)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def version_edit(request: HttpRequest, name: str, version: str) -> HttpResponse:
+    actor = actor_from_request(request)
+    agent = _agent_or_404(actor, name)
+    try:
+        found = selectors.agent_version_get(agent=agent, version=version)
+    except NotFound:
+        raise Http404 from None
+    editable = found.stage == AgentVersion.Stage.DRAFT and can(actor, "agents.change_agent", agent)
+    initial = {
+        "config": json.dumps(found.config, indent=2, sort_keys=True),
+        "changelog": found.changelog,
+    }
+    form = VersionEditForm(request.POST or None, initial=initial)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            try:
+                services.agent_version_update(
+                    actor=actor,
+                    version=found,
+                    config=form.cleaned_data["config"],
+                    changelog=form.cleaned_data["changelog"],
+                )
+            except ValidationError as exc:
+                for item in flatten_errors(exc.detail):
+                    form.add_error("config", f"{item['field']}: {item['message']}")
+            except ServiceError as exc:
+                form.add_error(None, exc.message)
+                status = exc.status_code
+            else:
+                messages.success(request, f"Draft {found.version} saved.")
+                return redirect("agents:detail", name=agent.name)
+    context = {"agent": agent, "version": found, "form": form, "editable": editable}
+    return render(request, "agents/version_edit.html", context, status=status)

@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from rest_framework_api_key.admin import APIKeyModelAdmin
+from rest_framework_api_key.models import APIKey as LibraryAPIKey
+
+from controlplane import services
+from controlplane.access import actor_from_request, can
+from controlplane.errors import ServiceError
+from controlplane.models import APIKey, AuditEvent
+from controlplane.selectors import api_key_list, audit_event_list
+
+
+class ServiceErrorsAsMessages:
+    """A service refusing an admin save (a rule the form could not know) becomes an error
+    message on the same form, not a 500. The admin's transaction is rolled back."""
+
+    def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return super().changeform_view(request, *args, **kwargs)  # type: ignore[misc]
+        except ServiceError as exc:
+            self.message_user(request, exc.message, messages.ERROR)  # type: ignore[attr-defined]
+            return HttpResponseRedirect(request.get_full_path())
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    list_display = [
+        "seq",
+        "created_at",
+        "actor_label",
+        "action",
+        "target_type",
+        "target_repr",
+        "ip",
+    ]
+    list_filter = ["action", "actor_type", "target_type"]
+    search_fields = ["actor_label", "action", "target_id", "target_repr", "request_id"]
+    date_hierarchy = "created_at"
+    readonly_fields = [field.name for field in AuditEvent._meta.fields]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[AuditEvent]:
+        return audit_event_list(actor=actor_from_request(request))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+admin.site.unregister(LibraryAPIKey)  # the library's own concrete model is unused
+
+
+@admin.register(APIKey)
+class APIKeyAdmin(ServiceErrorsAsMessages, APIKeyModelAdmin):
+    list_display = [
+        "prefix",
+        "name",
+        "owner",
+        "role",
+        "created",
+        "expiry_date",
+        "last_used_at",
+        "revoked",
+    ]
+    list_filter = ["role", "revoked"]
+    search_fields = ["name", "prefix", "owner__username"]
+    actions = ["revoke_selected"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[APIKey]:
+        return api_key_list(actor=actor_from_request(request))
+
+    def get_fields(self, request: HttpRequest, obj: APIKey | None = None) -> list[str]:
+        if obj is None:
+            return ["name", "owner", "role", "expiry_date"]
+        return [
+            "prefix",
+            "name",
+            "owner",
+            "role",
+            "created",
+            "expiry_date",
+            "last_used_at",
+            "revoked",
+            "revoked_at",
+        ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: APIKey | None = None) -> list[str]:
+        return [] if obj is None else self.get_fields(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # revoke instead: the audit log keeps referring to the key
+
+    def save_model(self, request: HttpRequest, obj: APIKey, form: Any, change: bool) -> None:
+        if change:
+            return  # keys are immutable; revoking is an action
+        key, secret = services.api_key_create(
+            actor=actor_from_request(request),
+            name=obj.name,
+            role=obj.role,
+            owner=obj.owner,
+            expiry_date=obj.expiry_date,
+        )
+        obj.pk, obj.prefix, obj.hashed_key, obj.created = (
+            key.pk,
+            key.prefix,
+            key.hashed_key,
+            key.created,
+        )
+        obj._state.adding = False
+        self.message_user(
+            request,
+            f"The API key for {key.name} is: {secret} — store it now: it is not shown again.",
+            messages.WARNING,
+        )
+
+    @admin.action(description="Revoke selected keys", permissions=["change"])
+    def revoke_selected(self, request: HttpRequest, queryset: QuerySet[APIKey]) -> None:
+        actor = actor_from_request(request)
+        for key in queryset:
+            try:
+                services.api_key_revoke(actor=actor, key=key)
+                self.message_user(request, f"Revoked {key.prefix} ({key.name}).", messages.SUCCESS)
+            except ServiceError as exc:
+                self.message_user(request, f"{key.prefix}: {exc.message}", messages.ERROR)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return can(actor_from_request(request), "controlplane.change_apikey")

@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from agents.api.views import AgentViewSet
+from controlplane.api.views import AuditEventViewSet
+from controlplane.health import LivenessView, ReadinessView
+
+router = SimpleRouter(trailing_slash=False)
+router.register("agents", AgentViewSet, basename="agent")
+router.register("audit", AuditEventViewSet, basename="audit")
+
+app_name = "api"
+urlpatterns = [
+    path("health", LivenessView.as_view(), name="health"),
+    path("health/ready", ReadinessView.as_view(), name="health-ready"),
+    *router.urls,
+]

@@ -1,0 +1,212 @@
+"""The audit log: record a change, verify the chain.
+
+``audit_record`` is called by the services inside the transaction of the change it
+describes, so an event exists exactly when its change was committed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import UTC
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from controlplane.access import Actor
+from controlplane.models import AuditChainHead, AuditEvent
+
+GENESIS_HASH = "0" * 64
+REDACTED = "[redacted]"
+
+# Keys whose values never reach the log: "webhook_secret", "api_key", "access_token",
+# "Authorization"... but not "max_tokens" or "prompt_tokens".
+_SECRET_KEY = re.compile(
+    r"(^|[_-])(secret|password|passwd|token|api[_-]?key|private[_-]?key|credentials?|"
+    r"authorization|cookie|signature)($|[_-])",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    request_id: str = ""
+    ip: str = ""
+
+
+NO_REQUEST = RequestContext()
+request_context: ContextVar[RequestContext] = ContextVar(
+    "audit_request_context", default=NO_REQUEST
+)
+
+
+def redact(value: Any) -> Any:
+    """A copy of ``value`` with the values of secret-looking keys replaced."""
+    if isinstance(value, dict):
+        return {
+            key: REDACTED
+            if _SECRET_KEY.search(str(key)) and item not in (None, "")
+            else redact(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [redact(item) for item in value]
+    return value
+
+
+def _as_json(value: Any) -> Any:
+    """Plain JSON types, exactly as they will read back from the database."""
+    if value is None:
+        return None
+    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+
+
+def _event_digest(event: AuditEvent) -> str:
+    payload = {
+        "seq": event.seq,
+        "created_at": event.created_at.astimezone(UTC).isoformat(),
+        "actor_type": event.actor_type,
+        "actor_user_id": event.actor_user_id,
+        "actor_label": event.actor_label,
+        "action": event.action,
+        "target_type": event.target_type,
+        "target_id": event.target_id,
+        "target_repr": event.target_repr,
+        "agent_id": str(event.agent_id) if event.agent_id else None,
+        "before": event.before,
+        "after": event.after,
+        "request_id": event.request_id,
+        "ip": event.ip,
+        "prev_hash": event.prev_hash,
+    }
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _locked_head() -> AuditChainHead:
+    head = AuditChainHead.objects.select_for_update().filter(pk=1).first()
+    if head is None:
+        try:
+            with transaction.atomic():
+                AuditChainHead.objects.create(pk=1, seq=0, hash=GENESIS_HASH)
+        except IntegrityError:
+            pass  # created by a concurrent writer
+        head = AuditChainHead.objects.select_for_update().get(pk=1)
+    return head
+
+
+def audit_record(
+    *,
+    actor: Actor,
+    action: str,
+    target_type: str,
+    target_id: Any,
+    target_repr: str = "",
+    agent_id: uuid.UUID | str | None = None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one event to the chain, in the caller's transaction."""
+    context = request_context.get()
+    with transaction.atomic():
+        head = _locked_head()
+        event = AuditEvent(
+            seq=head.seq + 1,
+            created_at=timezone.now(),
+            actor_type=actor.kind,
+            actor_user_id=actor.user.pk if actor.user is not None else None,
+            actor_label=actor.label[:200],
+            action=action,
+            target_type=target_type,
+            target_id=str(target_id)[:64],
+            target_repr=str(target_repr)[:200],
+            agent_id=agent_id,
+            before=_as_json(redact(before)),
+            after=_as_json(redact(after)),
+            request_id=context.request_id,
+            ip=context.ip,
+            prev_hash=head.hash,
+        )
+        event.hash = _event_digest(event)
+        event.save()
+        head.seq, head.hash = event.seq, event.hash
+        head.save(update_fields=["seq", "hash"])
+    return event
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    ok: bool
+    checked: int
+    message: str
+    seq: int | None = None
+
+
+def audit_verify(*, chunk_size: int = 2000) -> ChainReport:
+    """Walk the chain from the first event; report the first changed, inserted or removed one."""
+    head = AuditChainHead.objects.filter(pk=1).first()
+    expected_seq, expected_prev = 1, GENESIS_HASH
+    checked = 0
+    for event in _events_in_order(chunk_size):
+        if event.seq > expected_seq:
+            return ChainReport(
+                False,
+                checked,
+                f"event #{expected_seq} was removed: the chain jumps from "
+                f"#{expected_seq - 1} to #{event.seq}",
+                expected_seq,
+            )
+        if event.seq < expected_seq:
+            return ChainReport(False, checked, f"event #{event.seq} was inserted twice", event.seq)
+        if _event_digest(event) != event.hash:
+            return ChainReport(
+                False,
+                checked,
+                f"event #{event.seq} was changed: its content no longer matches its hash",
+                event.seq,
+            )
+        if event.prev_hash != expected_prev:
+            return ChainReport(
+                False,
+                checked,
+                f"event #{event.seq} was inserted or replaced: it does not follow "
+                f"event #{event.seq - 1}",
+                event.seq,
+            )
+        checked += 1
+        expected_seq, expected_prev = event.seq + 1, event.hash
+    last_seq = expected_seq - 1
+    head_seq = head.seq if head else 0
+    if head_seq > last_seq:
+        return ChainReport(
+            False,
+            checked,
+            f"event #{last_seq + 1} was removed: the chain head is #{head_seq} but the log "
+            f"ends at #{last_seq}",
+            last_seq + 1,
+        )
+    if head_seq < last_seq or (head is not None and head.hash != expected_prev):
+        return ChainReport(
+            False,
+            checked,
+            f"event #{head_seq + 1} was inserted after the chain head #{head_seq}",
+            head_seq + 1,
+        )
+    return ChainReport(True, checked, f"audit chain intact: {checked} events, head #{last_seq}")
+
+
+def _events_in_order(chunk_size: int) -> Iterator[AuditEvent]:
+    last = 0
+    while True:
+        chunk = list(AuditEvent.objects.filter(seq__gt=last).order_by("seq")[:chunk_size])
+        if not chunk:
+            return
+        yield from chunk
+        last = chunk[-1].seq

@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from rest_framework_api_key.models import AbstractAPIKey, BaseAPIKeyManager
+
+from controlplane.roles import Role
+
+
+class AuditEvent(models.Model):
+    """One change, append-only, chained to the previous event by a hash.
+
+    ``hash`` covers every other field and the previous event's hash, so changing,
+    inserting or removing an event breaks the chain where it happened; ``manage.py
+    audit_verify`` finds the first break. Rows are never updated or deleted by the
+    application (``save`` refuses updates; on PostgreSQL a trigger refuses UPDATE and
+    DELETE). Actors and targets are kept as values, not foreign keys, so that deleting a
+    user or an object never rewrites history.
+    """
+
+    class ActorType(models.TextChoices):
+        USER = "user"
+        API_KEY = "api_key"
+        SYSTEM = "system"
+
+    seq = models.PositiveBigIntegerField(unique=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True, editable=False)
+    actor_type = models.CharField(max_length=10, choices=ActorType.choices)
+    actor_user_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    actor_label = models.CharField(max_length=200)
+    action = models.CharField(max_length=64, db_index=True)
+    target_type = models.CharField(max_length=64, db_index=True)
+    target_id = models.CharField(max_length=64, db_index=True)
+    target_repr = models.CharField(max_length=200, blank=True)
+    # The agent the change concerns, if any: the audit log is visible to who may see it.
+    agent_id = models.UUIDField(null=True, blank=True, db_index=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    ip = models.CharField(max_length=45, blank=True)  # text: hashed exactly as stored
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["-seq"]
+        indexes = [models.Index(fields=["target_type", "target_id", "-seq"])]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.action} {self.target_type}:{self.target_id}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise RuntimeError("audit events are append-only")
+        super().save(*args, **kwargs)
+
+    save.alters_data = True
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("audit events are append-only")
+
+    delete.alters_data = True
+
+
+class AuditChainHead(models.Model):
+    """The last event's sequence number and hash.
+
+    Writers lock this row, so events are chained one at a time, and a removed tail is
+    detected because the head still names it.
+    """
+
+    seq = models.PositiveBigIntegerField(default=0)
+    hash = models.CharField(max_length=64)
+
+    def __str__(self) -> str:
+        return f"audit head #{self.seq}"
+
+
+class APIKeyManager(BaseAPIKeyManager):
+    def get_usable_keys(self) -> models.QuerySet[APIKey]:
+        return super().get_usable_keys().select_related("owner")
+
+
+class APIKey(AbstractAPIKey):
+    """A key for automation: shown once, stored hashed (djangorestframework-api-key).
+
+    It authenticates as its owner, but never with more rights than its role grants.
+    """
+
+    objects = APIKeyManager()
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys"
+    )
+    role = models.CharField(max_length=20, choices=Role.choices)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta(AbstractAPIKey.Meta):
+        verbose_name = "API key"
+        verbose_name_plural = "API keys"
+
+    @property
+    def is_usable(self) -> bool:
+        return not self.revoked and not self.has_expired

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from django.db.models import Q, QuerySet
+
+from agents.selectors import agent_visible_qs
+from controlplane.access import Actor, actor_is_admin, can, is_admin
+from controlplane.models import APIKey, AuditEvent
+from controlplane.roles import Role
+
+
+def audit_event_list(*, actor: Actor) -> QuerySet[AuditEvent]:
+    """Admins see every event; others the events about agents they may see, and their own."""
+    if not can(actor, "controlplane.view_auditevent"):
+        return AuditEvent.objects.none()
+    events = AuditEvent.objects.order_by("-seq")
+    if is_admin(actor.user):
+        return events
+    visible = agent_visible_qs(actor=actor).values("pk")
+    return events.filter(Q(agent_id__in=visible) | Q(actor_user_id=actor.user.pk))
+
+
+def api_key_list(*, actor: Actor) -> QuerySet[APIKey]:
+    """Admins see every key; others their own."""
+    keys = APIKey.objects.select_related("owner").order_by("-created")
+    if is_admin(actor.user):
+        return keys
+    if actor.user is None:
+        return keys.none()
+    return keys.filter(owner=actor.user)
+
+
+def api_key_roles_for(*, actor: Actor) -> list[Role]:
+    """The roles the actor may give a new key: any for admins, else the roles they hold."""
+    if not can(actor, "controlplane.add_apikey"):
+        return []
+    if actor_is_admin(actor):
+        return list(Role)
+    held = set(actor.user.groups.values_list("name", flat=True))
+    return [role for role in Role if role in held]

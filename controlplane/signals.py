@@ -1,0 +1,36 @@
+"""Sign-ins and failed sign-ins go to the audit log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.signals import user_logged_in, user_login_failed
+from django.dispatch import receiver
+
+from controlplane.access import Actor
+from controlplane.audit import audit_record
+
+
+@receiver(user_logged_in)
+def audit_login(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    audit_record(
+        actor=Actor(user=user),
+        action="auth.login",
+        target_type="user",
+        target_id=user.pk,
+        target_repr=user.get_username(),
+    )
+
+
+@receiver(user_login_failed)
+def audit_login_failed(
+    sender: Any, credentials: dict[str, Any], request: Any = None, **kwargs: Any
+) -> None:
+    username = str(credentials.get("username", ""))[:150]
+    audit_record(
+        actor=Actor.for_system("auth"),
+        action="auth.login_failed",
+        target_type="user",
+        target_id=username,
+        target_repr=username,
+    )

@@ -1,0 +1,117 @@
+"""Console pages of the core app (audit log, API keys) and the error handlers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+from django.views.defaults import page_not_found, permission_denied, server_error
+
+from controlplane import services
+from controlplane.access import actor_from_request, can
+from controlplane.errors import ServiceError, error_response, is_api_request
+from controlplane.filters import AuditEventFilter
+from controlplane.forms import APIKeyForm
+from controlplane.selectors import api_key_list, api_key_roles_for, audit_event_list
+
+
+def paginate(request: HttpRequest, queryset: Any, per_page: int = 50) -> Any:
+    return Paginator(queryset, per_page).get_page(request.GET.get("page"))
+
+
+@login_required
+def audit_log(request: HttpRequest) -> HttpResponse:
+    actor = actor_from_request(request)
+    if not can(actor, "controlplane.view_auditevent"):
+        return permission_denied(request, None)
+    filterset = AuditEventFilter(request.GET, queryset=audit_event_list(actor=actor))
+    events = filterset.qs if filterset.is_valid() else filterset.queryset.none()
+    context = {
+        "filter": filterset,
+        "page": paginate(request, events),
+        "target_types": ["agent", "agent_version", "policy", "api_key", "user"],
+    }
+    template = "controlplane/_audit_rows.html" if request.htmx else "controlplane/audit.html"
+    return render(request, template, context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def api_keys(request: HttpRequest) -> HttpResponse:
+    actor = actor_from_request(request)
+    roles = api_key_roles_for(actor=actor)
+    form = APIKeyForm(request.POST or None, roles=roles)
+    created_secret = None
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                _, created_secret = services.api_key_create(
+                    actor=actor,
+                    name=form.cleaned_data["name"],
+                    role=form.cleaned_data["role"],
+                    expiry_date=form.cleaned_data["expiry_date"],
+                )
+            except ServiceError as exc:
+                form.add_error(None, exc.message)
+                status = exc.status_code
+            else:
+                form = APIKeyForm(roles=roles)
+        else:
+            status = 400
+    context = {
+        "form": form,
+        "keys": api_key_list(actor=actor),
+        "created_secret": created_secret,
+        "can_create": bool(roles),
+    }
+    return render(request, "controlplane/api_keys.html", context, status=status)
+
+
+@login_required
+@require_POST
+def api_key_revoke(request: HttpRequest, prefix: str) -> HttpResponse:
+    actor = actor_from_request(request)
+    key = get_object_or_404(api_key_list(actor=actor), prefix=prefix)
+    try:
+        services.api_key_revoke(actor=actor, key=key)
+        messages.success(request, f"Key {key.prefix} ({key.name}) is revoked.")
+    except (ServiceError, DjangoValidationError) as exc:
+        messages.error(request, getattr(exc, "message", str(exc)))
+    return redirect("api-keys")
+
+
+def handler404(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if is_api_request(request):
+        return error_response(404, "not_found", f"No API endpoint at {request.path}.")
+    return page_not_found(request, exception)
+
+
+def handler403(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if is_api_request(request):
+        return error_response(403, "permission_denied", "You do not have permission.")
+    return permission_denied(request, exception)
+
+
+def handler400(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if is_api_request(request):
+        return error_response(400, "bad_request", "Bad request.")
+    return render(request, "400.html", status=400)
+
+
+def handler500(request: HttpRequest) -> HttpResponse:
+    if is_api_request(request):
+        return error_response(500, "internal_error", "Internal error; it was logged.")
+    return server_error(request)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    if is_api_request(request):
+        return error_response(403, "csrf_failed", f"CSRF verification failed: {reason}")
+    return render(request, "403_csrf.html", {"reason": reason}, status=403)

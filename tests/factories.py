@@ -1,0 +1,117 @@
+"""Test data, made through the same services users go through."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import factory
+from django.apps import apps
+from django.contrib.auth.models import Group, User
+
+from agents import services as agent_services
+from agents.api.serializers import AgentCreateSerializer
+from controlplane import services as core_services
+from controlplane.access import Actor
+from controlplane.roles import Role, sync_role_groups
+
+# seed 000, "Register New Agent", exactly as written
+SEED_AGENT: dict[str, Any] = {
+    "name": "job-application-agent",
+    "version": "1.2.0",
+    "owner_email": "eng-team@company.com",
+    "description": "Automated job application submission system",
+    "capabilities": {"read": True, "write": True, "notify": True, "execute": False},
+    "data_scope": {
+        "datasets": ["job_listings", "user_profiles"],
+        "apis": ["greenhouse_api", "lever_api"],
+        "services": ["form_filler"],
+    },
+    "allowed_destinations": {"email": False, "slack": True, "external_api": True, "webhook": True},
+    "n8n_workflow_id": "wf_abc123",
+    "trigger_type": "webhook",
+    "tags": ["recruiting", "automation", "high-volume"],
+}
+
+LLM_AGENT: dict[str, Any] = {
+    "name": "email-summarizer",
+    "version": "1.0.0",
+    "owner_email": "ops@company.com",
+    "runtime": "llm",
+    "llm": {"provider": "simulated", "system_prompt": "Summarize."},
+    "capabilities": {"read": True, "write": False, "notify": True, "execute": False},
+    "allowed_destinations": {
+        "email": True,
+        "slack": False,
+        "external_api": False,
+        "webhook": False,
+    },
+    "tools": [{"name": "send_email", "config": {"allowed_domains": ["company.com"]}}],
+    "input_schema": {
+        "type": "object",
+        "properties": {"mailbox": {"type": "string"}},
+        "required": ["mailbox"],
+    },
+    "tags": ["productivity"],
+}
+
+
+def seed_payload(**changes: Any) -> dict[str, Any]:
+    return {**copy.deepcopy(SEED_AGENT), **changes}
+
+
+def ensure_roles() -> None:
+    """Role groups come from a data migration; a transactional test's flush removes them."""
+    if Group.objects.filter(name__in=Role.values).count() < len(Role.values):
+        sync_role_groups(apps)
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = User
+        django_get_or_create = ("username",)
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda user: f"{user.username}@company.com")
+    password = factory.django.Password("correct horse battery staple")
+
+
+def user(username: str, *, role: str | None = None, teams: list[str] = (), **fields: Any) -> User:
+    ensure_roles()
+    created = UserFactory(
+        username=username, is_staff=role in ("admin", "operator", "viewer"), **fields
+    )
+    if role:
+        created.groups.add(Group.objects.get(name=role))
+    for team in teams:
+        created.groups.add(Group.objects.get_or_create(name=team)[0])
+    return created
+
+
+def agent(owner: User, *, team: str | None = None, payload: dict[str, Any] | None = None) -> Any:
+    data = payload or seed_payload()
+    if team:
+        data = {**data, "team": team}
+    serializer = AgentCreateSerializer(data=data)
+    serializer.is_valid(raise_exception=True)
+    created, _ = agent_services.agent_create(
+        actor=Actor(user=owner), data=serializer.validated_data
+    )
+    return created
+
+
+def api_key(owner: User, role: str | None = None) -> str:
+    """A real key for ``owner``, of ``role`` (default: the owner's role)."""
+    if role is None:
+        role = next(name for name in Role.values if owner.groups.filter(name=name).exists())
+    _, secret = core_services.api_key_create(actor=Actor(user=owner), name="test", role=role)
+    return secret
+
+
+def to_production(agent_obj: Any, by: User, version: str | None = None) -> Any:
+    """Promote a version twice: draft → staging → production."""
+    actor = Actor(user=by)
+    target = agent_services.agent_version_promote(actor=actor, agent=agent_obj, version=version)
+    return agent_services.agent_version_promote(
+        actor=actor, agent=agent_obj, version=target.version
+    )
