@@ -166,12 +166,7 @@ def audit_verify(*, chunk_size: int = 2000) -> ChainReport:
         if event.seq < expected_seq:
             return ChainReport(False, checked, f"event #{event.seq} was inserted twice", event.seq)
         if _event_digest(event) != event.hash:
-            return ChainReport(
-                False,
-                checked,
-                f"event #{event.seq} was changed: its content no longer matches its hash",
-                event.seq,
-            )
+            return _explain_mismatch(event, checked)
         if event.prev_hash != expected_prev:
             return ChainReport(
                 False,
@@ -200,6 +195,31 @@ def audit_verify(*, chunk_size: int = 2000) -> ChainReport:
             head_seq + 1,
         )
     return ChainReport(True, checked, f"audit chain intact: {checked} events, head #{last_seq}")
+
+
+def _explain_mismatch(event: AuditEvent, checked: int) -> ChainReport:
+    """An event whose hash fits its content under a neighbouring number was renumbered:
+    one was inserted before it, or removed before it, and the rest shifted to hide it."""
+    original_seq = event.seq
+    for shift, what in ((-1, "inserted"), (1, "removed")):
+        event.seq = original_seq + shift
+        fits = _event_digest(event) == event.hash
+        event.seq = original_seq
+        if fits:
+            culprit = original_seq - 1 if what == "inserted" else original_seq
+            return ChainReport(
+                False,
+                checked,
+                f"event #{culprit} was {what}: the events after it were renumbered "
+                f"(#{original_seq} was #{original_seq + shift})",
+                culprit,
+            )
+    return ChainReport(
+        False,
+        checked,
+        f"event #{original_seq} was changed: its content no longer matches its hash",
+        original_seq,
+    )
 
 
 def _events_in_order(chunk_size: int) -> Iterator[AuditEvent]:

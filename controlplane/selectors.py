@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.db.models import Q, QuerySet
 
 from agents.selectors import agent_visible_qs
-from controlplane.access import Actor, actor_is_admin, can, is_admin
+from controlplane.access import Actor, actor_is_admin, can, is_admin, role_permissions
 from controlplane.models import APIKey, AuditEvent
 from controlplane.roles import Role
 
@@ -30,10 +30,11 @@ def api_key_list(*, actor: Actor) -> QuerySet[APIKey]:
 
 
 def api_key_roles_for(*, actor: Actor) -> list[Role]:
-    """The roles the actor may give a new key: any for admins, else the roles they hold."""
+    """The roles the actor may give a new key: any for admins, else the roles that grant
+    nothing beyond what the actor's own roles grant (an operator may mint a viewer key)."""
     if not can(actor, "controlplane.add_apikey"):
         return []
     if actor_is_admin(actor):
         return list(Role)
-    held = set(actor.user.groups.values_list("name", flat=True))
-    return [role for role in Role if role in held]
+    held = actor.user.get_all_permissions()
+    return [role for role in Role if role != Role.ADMIN and role_permissions(role) <= held]

@@ -91,28 +91,44 @@ class StrictURLField(serializers.URLField):
         return super().to_internal_value(data)
 
 
-def contains_nul(value: Any) -> bool:
-    """PostgreSQL refuses NUL in text and JSON; find one anywhere in a JSON value."""
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, Mapping):
-        return any(contains_nul(key) or contains_nul(item) for key, item in value.items())
-    if isinstance(value, list | tuple):
-        return any(contains_nul(item) for item in value)
-    return False
+MAX_JSON_DEPTH = 32
+
+
+def json_problem(value: Any, max_depth: int = MAX_JSON_DEPTH) -> str | None:
+    """ "nul" if a string (or key) holds NUL, which PostgreSQL refuses in text and JSON;
+    "too_deep" if objects and arrays nest deeper than ``max_depth``. Iterative, so a
+    hostile document cannot exhaust the stack here or later (validators, hashing)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return "nul"
+        elif isinstance(item, Mapping | list | tuple):
+            if depth > max_depth:
+                return "too_deep"
+            if isinstance(item, Mapping):
+                stack.extend((key, depth) for key in item)
+                stack.extend((child, depth + 1) for child in item.values())
+            else:
+                stack.extend((child, depth + 1) for child in item)
+    return None
 
 
 class JSONObjectField(serializers.JSONField):
-    """Any JSON object (not a list or a scalar), without NUL characters."""
+    """Any JSON object (not a list or a scalar), without NUL characters, nested at most
+    ``MAX_JSON_DEPTH`` levels."""
 
     default_error_messages = {
         "not_object": "Must be a JSON object.",
         "nul": "Must not contain NUL characters.",
+        "too_deep": f"Must not nest objects and arrays deeper than {MAX_JSON_DEPTH} levels.",
     }
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         if not isinstance(data, dict):
             self.fail("not_object")
-        if contains_nul(data):
-            self.fail("nul")
+        problem = json_problem(data)
+        if problem:
+            self.fail(problem)
         return super().to_internal_value(data)

@@ -13,6 +13,7 @@ from controlplane.audit import audit_record
 from controlplane.errors import Conflict, Forbidden, Invalid
 from controlplane.models import APIKey
 from controlplane.roles import Role
+from controlplane.selectors import api_key_roles_for
 
 
 def _key_snapshot(key: APIKey) -> dict[str, object]:
@@ -46,8 +47,10 @@ def api_key_create(
         raise Forbidden("Only an admin may create a key for someone else.")
     if role not in Role.values:
         raise Invalid.field("role", f"Unknown role {role!r}.", "invalid_choice")
-    if not actor_is_admin(actor) and not owner.groups.filter(name=role).exists():
-        raise Invalid.field("role", f"You do not hold the {role} role.", "not_member")
+    if not actor_is_admin(actor) and role not in api_key_roles_for(actor=actor):
+        raise Invalid.field(
+            "role", f"The {role} role grants more than you hold.", "role_exceeds_yours"
+        )
     if expiry_date is not None and expiry_date <= timezone.now():
         raise Invalid.field("expiry_date", "The expiry must be in the future.", "past")
     if not name.strip():

@@ -12,7 +12,7 @@ from django.contrib.auth.models import Group, User
 from agents import services as agent_services
 from agents.api.serializers import AgentCreateSerializer
 from controlplane import services as core_services
-from controlplane.access import Actor
+from controlplane.access import Actor, can
 from controlplane.roles import Role, sync_role_groups
 
 # seed 000, "Register New Agent", exactly as written
@@ -101,10 +101,14 @@ def agent(owner: User, *, team: str | None = None, payload: dict[str, Any] | Non
 
 
 def api_key(owner: User, role: str | None = None) -> str:
-    """A real key for ``owner``, of ``role`` (default: the owner's role)."""
+    """A real key for ``owner``, of ``role`` (default: the owner's role), created by the
+    owner, or by an admin for roles that may not create keys (service accounts)."""
     if role is None:
         role = next(name for name in Role.values if owner.groups.filter(name=name).exists())
-    _, secret = core_services.api_key_create(actor=Actor(user=owner), name="test", role=role)
+    actor = Actor(user=owner)
+    if not can(actor, "controlplane.add_apikey"):
+        actor = Actor(user=user("keymaster", role="admin"))
+    _, secret = core_services.api_key_create(actor=actor, owner=owner, name="test", role=role)
     return secret
 
 

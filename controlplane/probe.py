@@ -1,0 +1,49 @@
+"""Container health probes: ``python -m controlplane.probe web|worker|beat``.
+
+Exit 0 when healthy. Used by docker-compose.yml; cheap enough to run every few seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import urllib.request
+from pathlib import Path
+
+
+def web() -> bool:
+    port = os.environ.get("WEB_PORT", "8000")
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/health", timeout=3) as response:
+        return response.status == 200
+
+
+def worker() -> bool:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
+    from controlplane.celery import app
+
+    # The Procfile names the worker worker@<host name>.
+    return bool(app.control.ping(destination=[f"worker@{socket.gethostname()}"], timeout=3))
+
+
+def beat() -> bool:
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"beat" in argv and any(part.endswith(b"celery") for part in argv):
+                return True
+    return False
+
+
+PROBES = {"web": web, "worker": worker, "beat": beat}
+
+if __name__ == "__main__":
+    try:
+        healthy = PROBES[sys.argv[1]]()
+    except Exception as exc:  # any failure is "unhealthy", with the reason on stderr
+        print(f"unhealthy: {exc}", file=sys.stderr)
+        healthy = False
+    sys.exit(0 if healthy else 1)
