@@ -1,8 +1,9 @@
 """The registry in the Django admin: the same rules and services as the API and console.
 
-Operators see only the agents they may see (object permissions, django-guardian's
-"Object permissions" page to grant them); lifecycle moves are admin actions that call
-``agents.services``; a version that has left draft is read-only; delete is the soft delete.
+Operators see only the agents they may see (object permissions, granted by the agent's owner
+or an admin on django-guardian's "Object permissions" page); lifecycle moves are admin actions
+that call ``agents.services``; a version that has left draft is read-only; delete is the soft
+delete.
 """
 
 from __future__ import annotations
@@ -12,9 +13,15 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
-from guardian.admin import GuardedModelAdmin
+from django.http import Http404, HttpRequest, HttpResponse
+from guardian.admin import (
+    AdminGroupObjectPermissionsForm,
+    AdminUserObjectPermissionsForm,
+    GuardedModelAdmin,
+)
 from rest_framework.exceptions import ValidationError
 
 from agents import selectors, services
@@ -74,6 +81,22 @@ def _drf_validate(validator: Any, value: str) -> str:
         raise forms.ValidationError(str(exc.detail[0])) from None
 
 
+def _access_form(base: type[forms.Form], request: HttpRequest, holder: str) -> type[forms.Form]:
+    """guardian's form, saving through ``agents.services.agent_access_set`` (audited)."""
+    actor = actor_from_request(request)
+
+    class AccessForm(base):  # type: ignore[valid-type,misc]
+        def save_obj_perms(self) -> None:
+            services.agent_access_set(
+                actor=actor,
+                agent=self.obj,
+                perms=list(self.cleaned_data[self.get_obj_perms_field_name()]),
+                **{holder: getattr(self, holder)},
+            )
+
+    return AccessForm
+
+
 class AgentVersionInline(admin.TabularInline):
     model = AgentVersion
     fk_name = "agent"
@@ -123,7 +146,12 @@ class AgentAdmin(ServiceErrorsAsMessages, GuardedModelAdmin):
         "team",
         "updated_at",
     ]
-    list_filter = ["status", "team", "tags"]
+    # Only the teams and tags of agents the user may see are offered as filters.
+    list_filter = [
+        "status",
+        ("team", admin.RelatedOnlyFieldListFilter),
+        ("tags", admin.RelatedOnlyFieldListFilter),
+    ]
     search_fields = ["name", "description", "owner_email"]
     inlines = [AgentVersionInline]
     readonly_fields = [
@@ -164,7 +192,10 @@ class AgentAdmin(ServiceErrorsAsMessages, GuardedModelAdmin):
     ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Agent]:
-        return selectors.agent_list(actor=actor_from_request(request))
+        # The version columns print "agent@version": without their agent, a query per row.
+        return selectors.agent_list(actor=actor_from_request(request)).select_related(
+            "production_version__agent", "staging_version__agent"
+        )
 
     def get_form(self, request: HttpRequest, obj: Agent | None = None, **kwargs: Any) -> Any:
         if obj is None:
@@ -189,6 +220,38 @@ class AgentAdmin(ServiceErrorsAsMessages, GuardedModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Agent | None = None) -> bool:
         return False  # deleting is the soft delete: the "archive" action
+
+    # django-guardian's "Object permissions" pages only ask for the model's change
+    # permission, so a team member could grant themselves (or anyone) the owner's rights.
+    # Sharing is the owner's right: it takes the right to archive the agent.
+    def _require_owner_rights(self, request: HttpRequest, object_pk: str) -> None:
+        agent = self.get_object(request, unquote(object_pk))
+        if agent is None:
+            raise Http404("No such agent.")  # not visible, or not an agent id at all
+        if not can(actor_from_request(request), "agents.delete_agent", agent):
+            raise PermissionDenied
+
+    def get_obj_perms_manage_user_form(self, request: HttpRequest) -> type[forms.Form]:
+        return _access_form(AdminUserObjectPermissionsForm, request, "user")
+
+    def get_obj_perms_manage_group_form(self, request: HttpRequest) -> type[forms.Form]:
+        return _access_form(AdminGroupObjectPermissionsForm, request, "group")
+
+    def obj_perms_manage_view(self, request: HttpRequest, object_pk: str) -> HttpResponse:
+        self._require_owner_rights(request, object_pk)
+        return super().obj_perms_manage_view(request, object_pk)
+
+    def obj_perms_manage_user_view(
+        self, request: HttpRequest, object_pk: str, user_id: int
+    ) -> HttpResponse:
+        self._require_owner_rights(request, object_pk)
+        return super().obj_perms_manage_user_view(request, object_pk, user_id)
+
+    def obj_perms_manage_group_view(
+        self, request: HttpRequest, object_pk: str, group_id: int
+    ) -> HttpResponse:
+        self._require_owner_rights(request, object_pk)
+        return super().obj_perms_manage_group_view(request, object_pk, group_id)
 
     def save_model(self, request: HttpRequest, obj: Agent, form: Any, change: bool) -> None:
         actor = actor_from_request(request)
@@ -217,6 +280,13 @@ class AgentAdmin(ServiceErrorsAsMessages, GuardedModelAdmin):
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         pass  # tags and team are set by the service; versions change through their own admin
+
+    def construct_change_message(
+        self, request: HttpRequest, form: Any, formsets: Any, add: bool
+    ) -> list[dict[str, Any]]:
+        # The read-only version inline is never saved, so its formsets have no saved
+        # objects to report (Django's default reads ``formset.new_objects`` and fails).
+        return super().construct_change_message(request, form, [], add)
 
 
 class AgentVersionForm(forms.ModelForm):

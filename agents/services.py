@@ -8,16 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from guardian.shortcuts import assign_perm, remove_perm
+from guardian.shortcuts import assign_perm, get_group_perms, get_user_perms, remove_perm
 
 from agents.config import config_hash, merge_config, validated_config
 from agents.models import Agent, AgentVersion, Tag
 from controlplane.access import Actor, actor_is_admin, can
 from controlplane.audit import audit_record
 from controlplane.errors import Conflict, Forbidden, Invalid, NotFound
+from controlplane.roles import Role
 
 OWNER_PERMS = ("view_agent", "change_agent", "delete_agent", "execute_agent")
 TEAM_PERMS = ("view_agent", "change_agent", "execute_agent")
@@ -84,6 +85,8 @@ def _require(actor: Actor, perm: str, agent: Agent | None = None) -> None:
 def _resolve_team(actor: Actor, name: str | None) -> Group | None:
     if not name:
         return None
+    if name in Role.values:
+        raise Invalid.field("team", f"{name!r} is a role, not a team.", "role_not_team")
     group = Group.objects.filter(name=name).first()
     if group is None:
         raise Invalid.field("team", f"No group named {name!r}.", "not_found")
@@ -110,6 +113,11 @@ def _set_tags(agent: Agent, names: list[str]) -> None:
         tag, _ = Tag.objects.get_or_create(name=name)
         tags.append(tag)
     agent.tags.set(tags)
+
+
+def _refuse_archived(agent: Agent) -> None:
+    if agent.status == Agent.Status.ARCHIVED:
+        raise Conflict(f"Agent {agent.name!r} is archived.", code="agent_archived")
 
 
 def _locked(agent: Agent) -> Agent:
@@ -188,8 +196,7 @@ def agent_update(*, actor: Actor, agent: Agent, data: dict[str, Any]) -> Agent:
     """
     _require(actor, "agents.change_agent", agent)
     agent = _locked(agent)
-    if agent.status == Agent.Status.ARCHIVED:
-        raise Conflict(f"Agent {agent.name!r} is archived.", code="agent_archived")
+    _refuse_archived(agent)
     before = agent_snapshot(agent)
     config_change = data.get("config_change") or {}
     if config_change or "changelog" in data:
@@ -249,6 +256,7 @@ def agent_version_update(
         .select_related("agent")
         .get(pk=version.pk)
     )
+    _refuse_archived(version.agent)
     if not version.is_editable:
         raise Conflict(
             f"Version {version.version} of {version.agent.name!r} is {version.stage}: a version "
@@ -308,8 +316,7 @@ def agent_version_create(
     optional partial ``change``."""
     _require(actor, "agents.change_agent", agent)
     agent = _locked(agent)
-    if agent.status == Agent.Status.ARCHIVED:
-        raise Conflict(f"Agent {agent.name!r} is archived.", code="agent_archived")
+    _refuse_archived(agent)
     if clone_from:
         source = agent.versions.filter(version=clone_from).first()
         if source is None:
@@ -356,8 +363,7 @@ def agent_version_promote(
     """
     _require(actor, "agents.change_agent", agent)
     agent = _locked(agent)
-    if agent.status == Agent.Status.ARCHIVED:
-        raise Conflict(f"Agent {agent.name!r} is archived.", code="agent_archived")
+    _refuse_archived(agent)
     if version:
         target = agent.versions.filter(version=version).first()
         if target is None:
@@ -432,3 +438,37 @@ def _set_stage(actor: Actor, version: AgentVersion, stage: str, now: Any) -> Non
 
 def _retire(actor: Actor, version: AgentVersion, now: Any) -> None:
     _set_stage(actor, version, AgentVersion.Stage.RETIRED, now)
+
+
+@transaction.atomic
+def agent_access_set(
+    *,
+    actor: Actor,
+    agent: Agent,
+    perms: list[str],
+    user: User | None = None,
+    group: Group | None = None,
+) -> None:
+    """Give one user or group exactly ``perms`` (codenames) on the agent. Sharing is the
+    owner's right: it takes the right to delete the agent."""
+    _require(actor, "agents.delete_agent", agent)
+    holder = user if user is not None else group
+    if holder is None:
+        raise Invalid("Name a user or a group.")
+    current = set(
+        get_user_perms(user, agent) if user is not None else get_group_perms(group, agent)
+    )
+    wanted = set(perms)
+    for perm in current - wanted:
+        remove_perm(perm, holder, agent)
+    for perm in wanted - current:
+        assign_perm(perm, holder, agent)
+    if wanted != current:
+        who = {"user": user.get_username()} if user is not None else {"group": group.name}
+        _audit_agent(
+            actor,
+            "agent.access_changed",
+            agent,
+            {**who, "perms": sorted(current)},
+            {**who, "perms": sorted(wanted)},
+        )

@@ -21,7 +21,7 @@ from agents.forms import VersionCreateForm, VersionEditForm
 from agents.models import Agent, AgentVersion
 from controlplane.access import Actor, actor_from_request, can
 from controlplane.errors import NotFound, ServiceError, flatten_errors
-from controlplane.views import paginate
+from controlplane.views import paginate, render_page
 
 ACTIONS = ("activate", "pause", "deprecate", "archive", "promote", "rollback")
 
@@ -61,8 +61,7 @@ def agent_list(request: HttpRequest) -> HttpResponse:
         "page": paginate(request, agents),
         "can_view": can(actor, "agents.view_agent"),
     }
-    template = "agents/_list_table.html" if request.htmx else "agents/list.html"
-    return render(request, template, context)
+    return render_page(request, "agents/list.html", "agents/_list_table.html", context)
 
 
 @login_required
@@ -77,8 +76,7 @@ def agent_detail(request: HttpRequest, name: str) -> HttpResponse:
     versions = context["versions"]
     if len(versions) >= 2:
         context["diff_from"], context["diff_to"] = versions[1].version, versions[0].version
-    template = "agents/_panel.html" if request.htmx else "agents/detail.html"
-    return render(request, template, context)
+    return render_page(request, "agents/detail.html", "agents/_panel.html", context)
 
 
 @login_required
@@ -130,14 +128,16 @@ def agent_diff(request: HttpRequest, name: str) -> HttpResponse:
     older_ref, newer_ref = request.GET.get("from", ""), request.GET.get("to", "")
     context: dict[str, Any] = {"agent": agent, "diff_from": older_ref, "diff_to": newer_ref}
     status = 200
-    try:
-        older = selectors.agent_version_get(agent=agent, version=older_ref)
-        newer = selectors.agent_version_get(agent=agent, version=newer_ref)
-        context["diff"] = selectors.agent_version_diff(older=older, newer=newer)
-    except NotFound as exc:
-        context["error"], status = exc.message, 404
-    template = "agents/_diff.html" if request.htmx else "agents/diff.html"
-    return render(request, template, context, status=status)
+    if not (older_ref and newer_ref):
+        context["error"], status = "Choose two versions to compare: from and to.", 400
+    else:
+        try:
+            older = selectors.agent_version_get(agent=agent, version=older_ref)
+            newer = selectors.agent_version_get(agent=agent, version=newer_ref)
+            context["diff"] = selectors.agent_version_diff(older=older, newer=newer)
+        except NotFound as exc:
+            context["error"], status = exc.message, 404
+    return render_page(request, "agents/diff.html", "agents/_diff.html", context, status)
 
 
 @login_required
@@ -178,7 +178,11 @@ def version_edit(request: HttpRequest, name: str, version: str) -> HttpResponse:
         found = selectors.agent_version_get(agent=agent, version=version)
     except NotFound:
         raise Http404 from None
-    editable = found.stage == AgentVersion.Stage.DRAFT and can(actor, "agents.change_agent", agent)
+    editable = (
+        found.stage == AgentVersion.Stage.DRAFT
+        and agent.status != Agent.Status.ARCHIVED
+        and can(actor, "agents.change_agent", agent)
+    )
     initial = {
         "config": json.dumps(found.config, indent=2, sort_keys=True),
         "changelog": found.changelog,

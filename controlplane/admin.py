@@ -3,16 +3,17 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey as LibraryAPIKey
 
 from controlplane import services
-from controlplane.access import actor_from_request, can
+from controlplane.access import actor_from_request, actor_is_admin, can
 from controlplane.errors import ServiceError
 from controlplane.models import APIKey, AuditEvent
-from controlplane.selectors import api_key_list, audit_event_list
+from controlplane.selectors import api_key_list, api_key_roles_for, audit_event_list
 
 
 class ServiceErrorsAsMessages:
@@ -95,6 +96,20 @@ class APIKeyAdmin(ServiceErrorsAsMessages, APIKeyModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: APIKey | None = None) -> list[str]:
         return [] if obj is None else self.get_fields(request, obj)
+
+    # Only an admin may create a key for someone else, and a key never has a role its owner
+    # lacks: offer only what the service would accept (and list no one else's username).
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "owner" and not actor_is_admin(actor_from_request(request)):
+            kwargs["queryset"] = User.objects.filter(pk=request.user.pk)
+            kwargs["initial"] = request.user.pk
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_choice_field(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "role":
+            roles = api_key_roles_for(actor=actor_from_request(request))
+            kwargs["choices"] = [("", "---------"), *((role.value, role.label) for role in roles)]
+        return super().formfield_for_choice_field(db_field, request, **kwargs)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # revoke instead: the audit log keeps referring to the key

@@ -11,7 +11,7 @@ class APIKeyForm(forms.Form):
     expiry_date = forms.DateTimeField(
         required=False,
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
-        help_text="Optional. After this moment the key is refused.",
+        help_text="Optional, in UTC. After this moment the key is refused.",
     )
 
     def __init__(self, *args: Any, roles: list[Any], **kwargs: Any) -> None:

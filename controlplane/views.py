@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.defaults import page_not_found, permission_denied, server_error
 
@@ -25,6 +26,25 @@ def paginate(request: HttpRequest, queryset: Any, per_page: int = 50) -> Any:
     return Paginator(queryset, per_page).get_page(request.GET.get("page"))
 
 
+def render_page(
+    request: HttpRequest,
+    page: str,
+    partial: str,
+    context: dict[str, Any],
+    status: int = 200,
+) -> HttpResponse:
+    """The partial for an HTMX swap, else the full page.
+
+    When htmx restores history after a cache miss it asks with ``HX-Request`` too, but
+    wants the whole page. The answer varies on ``HX-Request`` so that no cache (nor the
+    browser's back button) hands out a partial for a page or the other way round.
+    """
+    swap = bool(request.htmx) and not request.htmx.history_restore_request
+    response = render(request, partial if swap else page, context, status=status)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
 @login_required
 def audit_log(request: HttpRequest) -> HttpResponse:
     actor = actor_from_request(request)
@@ -37,8 +57,7 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         "page": paginate(request, events),
         "target_types": ["agent", "agent_version", "policy", "api_key", "user"],
     }
-    template = "controlplane/_audit_rows.html" if request.htmx else "controlplane/audit.html"
-    return render(request, template, context)
+    return render_page(request, "controlplane/audit.html", "controlplane/_audit_rows.html", context)
 
 
 @login_required
@@ -71,7 +90,12 @@ def api_keys(request: HttpRequest) -> HttpResponse:
         "created_secret": created_secret,
         "can_create": bool(roles),
     }
-    return render(request, "controlplane/api_keys.html", context, status=status)
+    response = render(request, "controlplane/api_keys.html", context, status=status)
+    if created_secret:
+        # The secret is shown once: no cache, back button or proxy may show it again.
+        add_never_cache_headers(response)
+        response["Cache-Control"] += ", no-store"
+    return response
 
 
 @login_required

@@ -26,6 +26,8 @@ class PolicyAdmin(ServiceErrorsAsMessages, admin.ModelAdmin):
     search_fields = ["policy_name"]
     filter_horizontal = ["target_tags"]
     autocomplete_fields = ["target_agent"]
+    # Set by the service to whoever created the policy, never chosen in the form.
+    readonly_fields = ["created_by", "created_at", "updated_at"]
 
     def save_model(self, request: HttpRequest, obj: Policy, form: Any, change: bool) -> None:
         before = policy_snapshot(Policy.objects.get(pk=obj.pk)) if change else None

@@ -355,3 +355,37 @@ def test_concurrent_changes_keep_the_audit_chain_intact() -> None:
     assert seqs == list(range(1, len(seqs) + 1))
     assert AuditEvent.objects.filter(action="agent.updated").count() == 10
     assert audit_verify().ok
+
+
+def test_a_role_is_not_a_team(agent: Agent, owner: Any) -> None:
+    with pytest.raises(Invalid) as caught:
+        services.agent_update(actor=Actor(user=owner), agent=agent, data={"team": "operator"})
+
+    assert caught.value.details["validationErrors"][0]["code"] == "role_not_team"
+
+
+def test_owner_shares_and_unshares_one_user_audited(
+    agent: Agent, owner: Any, outsider: Any
+) -> None:
+    services.agent_access_set(
+        actor=Actor(user=owner), agent=agent, user=outsider, perms=["view_agent", "execute_agent"]
+    )
+    assert set(get_perms(outsider, agent)) == {"view_agent", "execute_agent"}
+
+    services.agent_access_set(actor=Actor(user=owner), agent=agent, user=outsider, perms=[])
+
+    assert get_perms(outsider, agent) == []
+    changes = [
+        (e.before["perms"], e.after["perms"])
+        for e in AuditEvent.objects.filter(action="agent.access_changed").order_by("seq")
+    ]
+    assert changes == [([], ["execute_agent", "view_agent"]), (["execute_agent", "view_agent"], [])]
+
+
+def test_only_the_owner_may_share(agent: Agent, other: Any, outsider: Any) -> None:
+    with pytest.raises(Forbidden):
+        services.agent_access_set(
+            actor=Actor(user=other), agent=agent, user=outsider, perms=["view_agent"]
+        )
+
+    assert get_perms(outsider, agent) == []

@@ -236,9 +236,12 @@ def test_model_refuses_updates_and_deletes(history: list[AuditEvent]) -> None:
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the trigger is PostgreSQL's")
 def test_database_refuses_updates_and_deletes_on_postgresql(history: list[AuditEvent]) -> None:
     for statement in (f"UPDATE {TABLE} SET action = 'x'", f"DELETE FROM {TABLE}"):
-        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute(statement)
+        with (
+            pytest.raises(DatabaseError, match="append-only"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(statement)
     assert AuditEvent.objects.count() == len(history)
 
 

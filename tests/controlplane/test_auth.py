@@ -65,7 +65,7 @@ def test_bad_key_is_401(db: Any, header: str) -> None:
 
 
 def test_right_prefix_wrong_secret_is_401(owner: Any) -> None:
-    key, secret = new_key(owner)
+    key, _ = new_key(owner)
 
     response = client_with(f"Api-Key {key.prefix}.{'x' * 32}").get("/api/v1/agents")
 
