@@ -65,13 +65,19 @@ class Actor:
 
 
 def actor_from_request(request: HttpRequest | Any) -> Actor:
+    """The request's actor, made once per request (it caches the key role's permissions)."""
+    cached = getattr(request, "_cp_actor", None)
+    if cached is not None:
+        return cached
     user = getattr(request, "user", None)
     if user is None or isinstance(user, AnonymousUser) or not user.is_authenticated:
         return Actor()
     from controlplane.models import APIKey
 
     auth = getattr(request, "auth", None)
-    return Actor(user=user, api_key=auth if isinstance(auth, APIKey) else None)
+    actor = Actor(user=user, api_key=auth if isinstance(auth, APIKey) else None)
+    request._cp_actor = actor
+    return actor
 
 
 def role_permissions(role: str) -> set[str]:

@@ -20,11 +20,9 @@ from controlplane.serializers import StrictCharField, StrictEmailField, StrictSe
 # --- input ------------------------------------------------------------------------------------
 
 
-class AgentCreateSerializer(VersionConfigSerializer):
-    """Seed 000's "Register New Agent" payload: the agent and its first version's config."""
+class AgentFieldsSerializer(serializers.Serializer):
+    """The agent's own fields (the rest of a payload is its version's config)."""
 
-    name = StrictCharField(max_length=100, validators=[validate_name])
-    version = StrictCharField(max_length=50, validators=[validate_semver])
     owner_email = StrictEmailField(max_length=255, required=False)
     description = StrictCharField(max_length=10_000, allow_blank=True, required=False)
     tags = serializers.ListField(
@@ -38,30 +36,22 @@ class AgentCreateSerializer(VersionConfigSerializer):
     changelog = StrictCharField(max_length=10_000, allow_blank=True, required=False)
 
 
-class AgentUpdateSerializer(VersionConfigSerializer):
-    """The agent's own fields, and a partial change to its draft version's config."""
+class AgentCreateSerializer(AgentFieldsSerializer, VersionConfigSerializer):
+    """Seed 000's "Register New Agent" payload: the agent and its first version's config."""
 
-    version = StrictCharField(
-        max_length=50,
-        required=False,
-        help_text="The draft version to edit; by default the newest draft.",
-    )
-    owner_email = StrictEmailField(max_length=255, required=False)
-    description = StrictCharField(max_length=10_000, allow_blank=True, required=False)
-    tags = serializers.ListField(
-        child=StrictCharField(max_length=50, validators=[validate_tag]),
-        required=False,
-        max_length=50,
-    )
-    team = StrictCharField(max_length=150, required=False, allow_null=True)
-    changelog = StrictCharField(max_length=10_000, allow_blank=True, required=False)
+    name = StrictCharField(max_length=100, validators=[validate_name])
+    version = StrictCharField(max_length=50, validators=[validate_semver])
+
+
+class ConfigChangeMixin(VersionConfigSerializer):
+    """Config fields checked for their types only: the change, as sent, is merged into a
+    stored config and the result validated whole (``agents.config.merge_config``)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["partial"] = True
+        kwargs.setdefault("partial", True)
         super().__init__(*args, **kwargs)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        # Raw config fields as sent: merged into the stored config, then validated whole.
         attrs = {key: value for key, value in attrs.items() if key not in CONFIG_FIELDS}
         attrs["config_change"] = {
             key: value for key, value in self.initial_data.items() if key in CONFIG_FIELDS
@@ -69,7 +59,17 @@ class AgentUpdateSerializer(VersionConfigSerializer):
         return attrs
 
 
-class VersionCreateSerializer(VersionConfigSerializer):
+class AgentUpdateSerializer(AgentFieldsSerializer, ConfigChangeMixin):
+    """The agent's own fields, and a partial change to its draft version's config."""
+
+    version = StrictCharField(
+        max_length=50,
+        required=False,
+        help_text="The draft version to edit; by default the newest draft.",
+    )
+
+
+class VersionCreateSerializer(ConfigChangeMixin):
     """A new draft version: a whole config, or ``clone_from`` another version plus changes."""
 
     version = StrictCharField(max_length=50, validators=[validate_semver])
@@ -82,31 +82,15 @@ class VersionCreateSerializer(VersionConfigSerializer):
         super().__init__(*args, **kwargs)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if self.partial:
-            if "version" not in attrs:
-                raise serializers.ValidationError({"version": ["This field is required."]})
-            attrs = {key: value for key, value in attrs.items() if key not in CONFIG_FIELDS}
-            attrs["config_change"] = {
-                key: value for key, value in self.initial_data.items() if key in CONFIG_FIELDS
-            }
-            return attrs
+        if not self.partial:
+            return VersionConfigSerializer.validate(self, attrs)
+        if "version" not in attrs:  # a partial serializer does not enforce required fields
+            raise serializers.ValidationError({"version": ["This field is required."]})
         return super().validate(attrs)
 
 
-class VersionUpdateSerializer(VersionConfigSerializer):
+class VersionUpdateSerializer(ConfigChangeMixin):
     changelog = StrictCharField(max_length=10_000, allow_blank=True, required=False)
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["partial"] = True
-        super().__init__(*args, **kwargs)
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "changelog": attrs.get("changelog"),
-            "config_change": {
-                key: value for key, value in self.initial_data.items() if key in CONFIG_FIELDS
-            },
-        }
 
 
 class PromoteSerializer(StrictSerializer):

@@ -212,7 +212,7 @@ class AgentViewSet(viewsets.GenericViewSet):
             actor=self.actor,
             version=found,
             change=serializer.validated_data["config_change"],
-            changelog=serializer.validated_data["changelog"],
+            changelog=serializer.validated_data.get("changelog"),
         )
         return Response(AgentVersionSerializer(updated).data)
 
