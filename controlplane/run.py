@@ -8,11 +8,21 @@ nothing embedded is started.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
+from types import FrameType
 
 import django
+
+
+class Stop(Exception):
+    """SIGTERM (a supervisor, ``kill``), handled like Ctrl-C."""
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise Stop
 
 
 def main() -> int:
@@ -36,6 +46,7 @@ def main() -> int:
     database = settings.DATABASES["default"]
     print(f"==> Database: {database['ENGINE'].rsplit('.', 1)[-1]} {database['NAME']}", flush=True)
 
+    signal.signal(signal.SIGTERM, _raise_stop)
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
     honcho = None
@@ -61,13 +72,16 @@ def main() -> int:
             env=env,
         )
         return honcho.wait()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Stop):
         if honcho is not None:
-            # honcho got the same SIGINT and is stopping web, worker and beat: let it finish.
+            # A Ctrl-C reached honcho too; a SIGTERM reached only us. Either way honcho stops
+            # web, worker and beat gracefully (it ignores a repeated request).
+            honcho.send_signal(signal.SIGTERM)
             try:
                 honcho.wait(timeout=30)
-            except (subprocess.TimeoutExpired, KeyboardInterrupt):
+            except (subprocess.TimeoutExpired, KeyboardInterrupt, Stop):
                 honcho.kill()
+                honcho.wait()
         return 0
     finally:
         if embedded is not None:

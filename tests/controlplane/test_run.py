@@ -91,9 +91,13 @@ class Stack:
             time.sleep(0.5)
         pytest.fail(f"not ready after {timeout}s ({last}):\n{self.output[-3000:]}")
 
-    def interrupt(self, timeout: float = 60) -> int:
+    def interrupt(self, timeout: float = 60, *, group: bool = True) -> int:
+        """Ctrl-C (SIGINT to the whole group), or SIGTERM to the run command alone."""
         assert self.process is not None
-        os.killpg(self.process.pid, signal.SIGINT)
+        if group:
+            os.killpg(self.process.pid, signal.SIGINT)
+        else:
+            self.process.send_signal(signal.SIGTERM)
         try:
             return self.process.wait(timeout)
         finally:
@@ -202,10 +206,12 @@ def test_make_run_starts_everything_and_ctrl_c_stops_everything(short_var_dir: P
         again.wait_ready()
         assert "demo data already loaded" in again.output
         assert "Log in as" not in again.output
-        assert again.interrupt() == 0
+        # A supervisor's SIGTERM to the run command alone stops everything as well.
+        assert again.interrupt(group=False) == 0
     finally:
         again.kill()
     assert processes_using(short_var_dir) == []
+    assert not ping(socket_path)
 
 
 @pytest.mark.skipif(settings.EMBEDDED_REDIS, reason="needs an external Redis (REDIS_URL)")
