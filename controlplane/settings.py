@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 import dj_database_url
+from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
-from controlplane.env import env_bool, env_int, env_list, env_path, env_str
+from controlplane.env import env_bool, env_int, env_json, env_list, env_path, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = env_path("CONTROLPLANE_VAR_DIR", BASE_DIR / "var")
@@ -25,14 +27,15 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)
 DEBUG = env_bool("DEBUG", False)
 
 
-def _secret_key_from_var(path: Path) -> str:
-    """A key generated on first start and kept, so sessions survive restarts."""
+def _kept_in_var(path: Path, make: Callable[[], str]) -> str:
+    """A value generated on first start and kept (secret key, vault key), so that sessions
+    and encrypted credentials survive restarts."""
     if not path.exists():
         candidate = path.with_name(f".{path.name}.{os.getpid()}")
-        candidate.write_text(secrets.token_urlsafe(50))
+        candidate.write_text(make())
         candidate.chmod(0o600)
         try:
-            os.link(candidate, path)  # atomic: if another process won the race, use its key
+            os.link(candidate, path)  # atomic: if another process won the race, use its value
         except FileExistsError:
             pass
         finally:
@@ -40,7 +43,13 @@ def _secret_key_from_var(path: Path) -> str:
     return path.read_text().strip()
 
 
-SECRET_KEY = env_str("SECRET_KEY") or _secret_key_from_var(VAR_DIR / "secret_key")
+SECRET_KEY = env_str("SECRET_KEY") or _kept_in_var(
+    VAR_DIR / "secret_key", lambda: secrets.token_urlsafe(50)
+)
+# Fernet keys for the credential vault, newest first (integrations.vault).
+VAULT_KEYS = env_list("CONTROLPLANE_VAULT_KEYS", []) or [
+    _kept_in_var(VAR_DIR / "vault_key", lambda: Fernet.generate_key().decode())
+]
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 # Number of reverse proxies in front of us whose X-Forwarded-For we trust for client IPs.
@@ -284,7 +293,26 @@ STORAGES = {
 # collectstatic has not run (make run), from STATIC_ROOT when it has (the container image).
 WHITENOISE_USE_FINDERS = True
 
-EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# --- Outbound: e-mail, tools, LLM providers ------------------------------------------------
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if env_str("EMAIL_HOST")
+    else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30, minimum=1)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "controlplane@localhost")
+# Tool calls never reach private, loopback, link-local or metadata addresses, except these
+# networks or host names (e.g. "10.0.5.0/24,n8n.internal"): an explicit, operator-made choice.
+TOOL_ALLOWED_PRIVATE_NETWORKS = env_list("TOOL_ALLOWED_PRIVATE_NETWORKS", [])
+# USD per million tokens, {"model": {"input": 3.0, "output": 15.0}}, on top of the shipped table.
+LLM_PRICES = env_json("LLM_PRICES_JSON", {})
 
 LOGGING = {
     "version": 1,

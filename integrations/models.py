@@ -1,3 +1,46 @@
 from __future__ import annotations
 
-# No models yet: see DESIGN.md for what this app will hold.
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class Credential(models.Model):
+    """A secret for an integration (an API key, a bot token, an SMTP password, a webhook
+    signing secret), encrypted at rest with the vault key (``integrations.vault``).
+
+    Never returned by the API, never shown in the admin after saving, never logged: only the
+    tool proxy and the LLM providers decrypt it, per use, and every use is audited. Agents
+    name a credential in a tool's config; they never hold the secret.
+    """
+
+    class Kind(models.TextChoices):
+        ANTHROPIC = "anthropic"
+        OPENAI = "openai"
+        SLACK = "slack"
+        EMAIL = "email"
+        HTTP = "http"
+        WEBHOOK = "webhook"
+        N8N = "n8n"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.SlugField(max_length=100, unique=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    description = models.TextField(blank=True)
+    # Fernet token of the secret fields as JSON (e.g. {"token": "..."}).
+    ciphertext = models.TextField(editable=False)
+    # What is not secret: base URLs, SMTP host, sender address...
+    config = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind})"
