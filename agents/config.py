@@ -18,6 +18,7 @@ import zoneinfo
 from typing import Any
 
 from crontab import CronSlices
+from django.core.validators import validate_slug
 from jsonschema import SchemaError
 from jsonschema.validators import validator_for
 from rest_framework import serializers
@@ -34,6 +35,8 @@ from controlplane.serializers import (
     StrictURLField,
 )
 from integrations.catalog import CAPABILITIES, DATA_SCOPES, DESTINATIONS, LLM_PROVIDERS, TOOLS
+from integrations.llm.simulated import DEFAULT_FAILURE as DEFAULT_SIMULATED_FAILURE
+from integrations.llm.simulated import FAILURES as SIMULATED_FAILURES
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
 TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,49}$")
@@ -48,7 +51,9 @@ RUNTIMES = ("llm", "n8n", "webhook")
 TRIGGER_TYPES = ("manual", "webhook", "cron", "event")
 EVAL_TYPES = ("functional", "quality", "safety", "latency", "consistency", "cost", "freshness")
 DEFAULT_MODELS = {
-    "anthropic": "claude-sonnet-4-5",
+    # Current, priced and not scheduled for retirement (the SDK retires claude-sonnet-4-5
+    # on 2026-11-30); operators choose their model per version.
+    "anthropic": "claude-haiku-4-5",
     "openai": "gpt-4o-mini",
     "simulated": "simulated-1",
 }
@@ -123,6 +128,29 @@ class DataScopeSerializer(StrictSerializer):
     )
 
 
+class SimulatedToolCallSerializer(StrictSerializer):
+    name = StrictCharField(max_length=100)
+    arguments = JSONObjectField(default=dict)
+
+
+class SimulatedTurnSerializer(StrictSerializer):
+    text = StrictCharField(max_length=100_000, allow_blank=True, default="", trim_whitespace=False)
+    tool_calls = SimulatedToolCallSerializer(many=True, default=list, max_length=20)
+
+
+class SimulationSerializer(StrictSerializer):
+    """The script of the ``simulated`` provider (``integrations.llm.simulated``): what each
+    turn answers, the final text, the latency and the failures to play."""
+
+    turns = SimulatedTurnSerializer(many=True, default=list, max_length=100)
+    text = StrictCharField(max_length=100_000, allow_null=True, default=None, trim_whitespace=False)
+    latency_ms = StrictIntegerField(min_value=0, max_value=600_000, default=0)
+    fail_times = StrictIntegerField(min_value=0, max_value=100, default=0)
+    fail_with = serializers.ChoiceField(
+        choices=list(SIMULATED_FAILURES), default=DEFAULT_SIMULATED_FAILURE
+    )
+
+
 class LLMSerializer(StrictSerializer):
     provider = serializers.ChoiceField(choices=LLM_PROVIDERS, default="simulated")
     model = StrictCharField(max_length=100, required=False)
@@ -132,6 +160,9 @@ class LLMSerializer(StrictSerializer):
     temperature = StrictFloatField(min_value=0, max_value=2, default=0.2)
     max_tokens = StrictIntegerField(min_value=1, max_value=200_000, default=1024)
     base_url = StrictURLField(max_length=500, required=False, allow_null=True, default=None)
+    # Optional and without a default, like the tool configs' newer fields: a config stored
+    # before it existed normalizes to exactly itself (same config_hash).
+    simulation = SimulationSerializer(required=False, allow_null=True)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if self.root.partial:
@@ -146,26 +177,38 @@ class ToolSerializer(StrictSerializer):
     config = JSONObjectField(default=dict)
 
 
-class SlackToolConfig(StrictSerializer):
+class ToolConfigBase(StrictSerializer):
+    """Fields every tool config may have. All optional and without defaults, so that configs
+    stored before they existed normalize to exactly what they were (same config_hash)."""
+
+    # The vault credential this tool uses; without it the proxy takes the credential named
+    # after the tool's kind ("slack", "email", "http", "webhook", "n8n") if there is one.
+    credential = StrictCharField(max_length=100, required=False, validators=[validate_slug])
+    # Lower (never raise) the proxy's caps for this tool's calls.
+    timeout_seconds = StrictIntegerField(min_value=1, max_value=300, required=False)
+    max_response_bytes = StrictIntegerField(min_value=1, max_value=10 * 1024 * 1024, required=False)
+
+
+class SlackToolConfig(ToolConfigBase):
     allowed_channels = serializers.ListField(child=StrictCharField(max_length=100), default=list)
     default_channel = StrictCharField(max_length=100, required=False)
 
 
-class EmailToolConfig(StrictSerializer):
+class EmailToolConfig(ToolConfigBase):
     allowed_recipients = serializers.ListField(child=StrictEmailField(), default=list)
     allowed_domains = serializers.ListField(child=StrictCharField(max_length=253), default=list)
 
 
-class HTTPToolConfig(StrictSerializer):
+class HTTPToolConfig(ToolConfigBase):
     allowed_domains = serializers.ListField(child=StrictCharField(max_length=253), default=list)
     timeout_seconds = StrictIntegerField(min_value=1, max_value=300, default=30)
 
 
-class WebhookToolConfig(StrictSerializer):
+class WebhookToolConfig(ToolConfigBase):
     url = StrictURLField(max_length=500)
 
 
-class N8nToolConfig(StrictSerializer):
+class N8nToolConfig(ToolConfigBase):
     workflow_id = StrictCharField(max_length=255)
     webhook_url = StrictURLField(max_length=500, required=False)
 

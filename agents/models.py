@@ -81,6 +81,9 @@ class Agent(models.Model):
     staging_version = models.ForeignKey(
         "AgentVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The secret that signs webhook triggers, encrypted with the vault key; rotated from the
+    # agent page or the API, shown once.
+    webhook_secret_ciphertext = models.TextField(blank=True, editable=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,

@@ -6,6 +6,7 @@ Callers (API, console, admin, commands) pass validated input from ``agents.confi
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from django.contrib.auth.models import Group, User
@@ -472,3 +473,30 @@ def agent_access_set(
             {**who, "perms": sorted(current)},
             {**who, "perms": sorted(wanted)},
         )
+
+
+@transaction.atomic
+def agent_webhook_secret_rotate(*, actor: Actor, agent: Agent) -> str:
+    """A new secret for the agent's webhook trigger; the old one stops working at once.
+    Returns the secret, which is shown once: only its encrypted form is kept."""
+    from integrations.vault import encrypt
+
+    _require(actor, "agents.change_agent", agent)
+    agent = _locked(agent)
+    _refuse_archived(agent)
+    secret = secrets.token_urlsafe(32)
+    had_one = bool(agent.webhook_secret_ciphertext)
+    agent.webhook_secret_ciphertext = encrypt({"secret": secret})
+    agent.save(update_fields=["webhook_secret_ciphertext", "updated_at"])
+    _audit_agent(
+        actor, "agent.webhook_secret_rotated", agent, {"had_secret": had_one}, {"had_secret": True}
+    )
+    return secret
+
+
+def agent_webhook_secret(agent: Agent) -> str | None:
+    from integrations.vault import decrypt
+
+    if not agent.webhook_secret_ciphertext:
+        return None
+    return decrypt(agent.webhook_secret_ciphertext)["secret"]

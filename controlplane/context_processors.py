@@ -8,6 +8,7 @@ from django.urls import NoReverseMatch, reverse
 # The console's navigation: (label, url name). Later pages add themselves here.
 NAV = [
     ("Agents", "agents:list"),
+    ("Executions", "executions:list"),
     ("Audit log", "audit"),
     ("API keys", "api-keys"),
 ]

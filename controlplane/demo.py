@@ -5,6 +5,7 @@ Idempotent: what exists is left as it is, so a second ``make run`` changes nothi
 
 from __future__ import annotations
 
+import os
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,12 +23,13 @@ from policies.services import policy_save
 
 ADMIN_USERNAME = "admin"
 
-SIMULATED = {
-    "provider": "simulated",
-    "model": "simulated-1",
-    "temperature": 0.2,
-    "max_tokens": 1024,
-}
+
+def demo_llm() -> dict[str, Any]:
+    """The demo runs offline on the simulated provider, unless an Anthropic key is set."""
+    if os.environ.get("ANTHROPIC_API_KEY"):
+        return {"provider": "anthropic", "model": "claude-haiku-4-5", "temperature": 0.2}
+    return {"provider": "simulated", "model": "simulated-1", "temperature": 0.2}
+
 
 JOB_AGENT_BASE: dict[str, Any] = {
     # seed 000, "Register New Agent", with a built-in runtime so that it runs offline
@@ -69,7 +71,7 @@ DEMO_AGENTS: list[dict[str, Any]] = [
                 "1.1.0",
                 "First release.",
                 {
-                    "llm": {**SIMULATED, "system_prompt": "You submit job applications."},
+                    "llm": {"system_prompt": "You submit job applications."},
                 },
             ),
             (
@@ -77,7 +79,6 @@ DEMO_AGENTS: list[dict[str, Any]] = [
                 "Writes a cover letter and posts to #job-updates.",
                 {
                     "llm": {
-                        **SIMULATED,
                         "system_prompt": "You write a short cover letter for the candidate, submit "
                         "the application through the ATS API and report in #job-updates.",
                         "max_tokens": 2048,
@@ -115,7 +116,6 @@ DEMO_AGENTS: list[dict[str, Any]] = [
                 "First release.",
                 {
                     "llm": {
-                        **SIMULATED,
                         "system_prompt": "You summarize e-mails in five bullet points.",
                     },
                 },
@@ -149,7 +149,7 @@ DEMO_AGENTS: list[dict[str, Any]] = [
                 "2.1.0",
                 "Incremental sync.",
                 {
-                    "llm": {**SIMULATED, "system_prompt": "You sync changed CRM accounts."},
+                    "llm": {"system_prompt": "You sync changed CRM accounts."},
                 },
             ),
         ],
@@ -208,7 +208,8 @@ def _load_agent(actor: Actor, spec: dict[str, Any], result: DemoResult) -> None:
     shared = {key: value for key, value in spec.items() if key not in (*AGENT_KEYS, "versions")}
     agent = None
     for version, changelog, overrides in spec["versions"]:
-        config = validated_config({**shared, **overrides})
+        llm = {**demo_llm(), **overrides.get("llm", {})}
+        config = validated_config({**shared, **overrides, "llm": llm})
         if agent is None:
             data = {key: spec[key] for key in AGENT_KEYS if key in spec}
             agent, _ = agent_services.agent_create(

@@ -47,6 +47,14 @@ class Invalid(ServiceError):
         )
 
 
+class Unauthenticated(ServiceError):
+    """A credential that is not an API key or session (a webhook signature, a callback token)
+    is missing or wrong."""
+
+    status_code = status.HTTP_401_UNAUTHORIZED
+    code = "authentication_failed"
+
+
 class Conflict(ServiceError):
     status_code = status.HTTP_409_CONFLICT
     code = "conflict"

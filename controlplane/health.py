@@ -41,10 +41,24 @@ def check_redis() -> dict[str, Any]:
     return {}
 
 
+def ping_workers(
+    *, destination: list[str] | None = None, timeout: float = CHECK_TIMEOUT_SECONDS
+) -> list[str]:
+    """The workers that answer a ping. A fresh broker connection each time: a pooled one
+    may be dead after a Redis restart. Without ``destination`` it returns as soon as one
+    worker answers, instead of waiting out the timeout."""
+    with celery_app.connection_for_write() as connection:
+        replies = celery_app.control.ping(
+            destination=destination,
+            timeout=timeout,
+            connection=connection,
+            limit=None if destination else 1,
+        )
+    return sorted(name for reply in replies for name in reply)
+
+
 def check_celery() -> dict[str, Any]:
-    # limit=1: answer as soon as one worker replies, instead of waiting out the timeout
-    replies = celery_app.control.ping(timeout=CHECK_TIMEOUT_SECONDS, limit=1)
-    workers = sorted(name for reply in replies for name in reply)
+    workers = ping_workers()
     if not workers:
         raise RuntimeError("no Celery worker answered a ping")
     return {"workers": workers}

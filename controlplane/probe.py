@@ -20,10 +20,13 @@ def web() -> bool:
 
 def worker() -> bool:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
-    from controlplane.celery import app
+    import django
+
+    django.setup()
+    from controlplane.health import ping_workers
 
     # The Procfile names the worker worker@<host name>.
-    return bool(app.control.ping(destination=[f"worker@{socket.gethostname()}"], timeout=3))
+    return bool(ping_workers(destination=[f"worker@{socket.gethostname()}"], timeout=3))
 
 
 def beat() -> bool:

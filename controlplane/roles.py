@@ -32,6 +32,11 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "agents.view_agentversion",
         "agents.add_agentversion",
         "agents.change_agentversion",
+        "executions.view_execution",
+        "executions.view_executionstep",
+        "executions.view_executionaction",
+        "executions.view_executionlog",
+        "executions.cancel_execution",
         "policies.view_policy",
         "policies.add_policy",
         "policies.change_policy",
@@ -44,6 +49,10 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
     Role.VIEWER: {
         "agents.view_agent",
         "agents.view_agentversion",
+        "executions.view_execution",
+        "executions.view_executionstep",
+        "executions.view_executionaction",
+        "executions.view_executionlog",
         "policies.view_policy",
         "controlplane.view_auditevent",
         "controlplane.view_apikey",
@@ -54,6 +63,9 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "agents.view_agent",
         "agents.execute_agent",
         "agents.view_agentversion",
+        "executions.view_execution",
+        "executions.view_executionlog",
+        "executions.cancel_execution",
     },
 }
 

@@ -18,7 +18,15 @@ from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
-from controlplane.env import env_bool, env_int, env_json, env_list, env_path, env_str
+from controlplane.env import (
+    env_bool,
+    env_float,
+    env_int,
+    env_json,
+    env_list,
+    env_path,
+    env_str,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = env_path("CONTROLPLANE_VAR_DIR", BASE_DIR / "var")
@@ -115,17 +123,24 @@ TEMPLATES = [
 DATABASE_URL = env_str("DATABASE_URL")
 if DATABASE_URL:
     try:
-        DATABASES = {
-            "default": dj_database_url.parse(
-                DATABASE_URL, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0, minimum=0)
-            )
-        }
+        DATABASES = {"default": dj_database_url.parse(DATABASE_URL)}
     except ValueError as exc:
         raise ImproperlyConfigured(f"DATABASE_URL cannot be parsed: {exc}") from exc
 else:
     DATABASES = {
         "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": VAR_DIR / "db.sqlite3"}
     }
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A bounded pool per process (psycopg_pool): a worker running hundreds of runs in
+    # threads borrows a connection only while it touches the database, and waits for one
+    # instead of exceeding the server's max_connections.
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": env_int("DATABASE_POOL_MAX_SIZE", 10, minimum=1),
+        "timeout": env_int("DATABASE_POOL_TIMEOUT", 30, minimum=1),
+    }
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool, not Django, keeps connections
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     sqlite_path = Path(DATABASES["default"]["NAME"])
@@ -191,14 +206,43 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_QUEUES = [Queue(name) for name in ("default", "executions", "llm", "maintenance")]
 CELERY_TASK_ROUTES = {
+    "*.tasks.maintenance_*": {"queue": "maintenance"},  # first: more specific than the next
     "executions.tasks.*": {"queue": "executions"},
-    "integrations.tasks.*": {"queue": "llm"},
-    "*.tasks.maintenance_*": {"queue": "maintenance"},
+}
+MAINTENANCE_INTERVAL_SECONDS = env_int("MAINTENANCE_INTERVAL_SECONDS", 15, minimum=1)
+# Periodic tasks, declared here (one place); each expires before the next is due, so a
+# beat that was down does not leave a pile of them behind.
+CELERY_BEAT_SCHEDULE = {
+    "executions-maintenance": {
+        "task": "executions.tasks.maintenance_sweep",
+        "schedule": MAINTENANCE_INTERVAL_SECONDS,
+        "options": {"expires": max(1, MAINTENANCE_INTERVAL_SECONDS - 1)},
+    },
 }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_SEND_TASK_EVENTS = False
+
+# --- Running executions ---------------------------------------------------------------------
+EXECUTION_HEARTBEAT_SECONDS = env_int("EXECUTION_HEARTBEAT_SECONDS", 10, minimum=1)
+# A running execution whose heartbeat is older than this lost its worker.
+EXECUTION_HEARTBEAT_TIMEOUT_SECONDS = env_int("EXECUTION_HEARTBEAT_TIMEOUT_SECONDS", 60, minimum=2)
+# Attempts of one execution (worker lost → re-queued → resumed) before it fails.
+EXECUTION_MAX_ATTEMPTS = env_int("EXECUTION_MAX_ATTEMPTS", 3, minimum=1)
+# A queued execution not claimed after this long is enqueued again (its message may be lost).
+EXECUTION_REQUEUE_AFTER_SECONDS = env_int("EXECUTION_REQUEUE_AFTER_SECONDS", 120, minimum=1)
+EXECUTION_TIMEOUT_GRACE_SECONDS = env_int("EXECUTION_TIMEOUT_GRACE_SECONDS", 30, minimum=0)
+LLM_MAX_ATTEMPTS = env_int("LLM_MAX_ATTEMPTS", 5, minimum=1)
+LLM_RETRY_BASE_SECONDS = env_float("LLM_RETRY_BASE_SECONDS", 0.5, minimum=0)
+LLM_RETRY_MAX_SECONDS = env_float("LLM_RETRY_MAX_SECONDS", 20, minimum=0)
+LLM_CALL_TIMEOUT_SECONDS = env_float("LLM_CALL_TIMEOUT_SECONDS", 120, minimum=0)
+TOOL_MAX_ATTEMPTS = env_int("TOOL_MAX_ATTEMPTS", 3, minimum=1)
+TOOL_RETRY_BASE_SECONDS = env_float("TOOL_RETRY_BASE_SECONDS", 0.5, minimum=0)
+TOOL_RETRY_MAX_SECONDS = env_float("TOOL_RETRY_MAX_SECONDS", 5, minimum=0)
+# Where external runtimes call back (the n8n report URL): this server as they reach it.
+PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
+N8N_BASE_URL = env_str("N8N_BASE_URL", "http://127.0.0.1:5678")
 
 # --- Auth and permissions -------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [
@@ -258,6 +302,8 @@ SPECTACULAR_SETTINGS = {
         "RoleEnum": "controlplane.roles.Role",
         "TriggerTypeEnum": "agents.config.TRIGGER_TYPES",
         "EvalTypeEnum": "agents.config.EVAL_TYPES",
+        "ExecutionStatusEnum": "executions.models.Execution.Status",
+        "ReportStatusEnum": "executions.api.serializers.REPORT_STATUSES",
     },
 }
 
@@ -311,6 +357,9 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "controlplane@localhost")
 # Tool calls never reach private, loopback, link-local or metadata addresses, except these
 # networks or host names (e.g. "10.0.5.0/24,n8n.internal"): an explicit, operator-made choice.
 TOOL_ALLOWED_PRIVATE_NETWORKS = env_list("TOOL_ALLOWED_PRIVATE_NETWORKS", [])
+# Endpoints a version's llm.base_url may point at (OpenAI-compatible servers: vLLM, Ollama,
+# llama.cpp), e.g. "http://10.0.0.7:8000/v1": the provider key is sent to no other.
+LLM_ALLOWED_BASE_URLS = env_list("LLM_ALLOWED_BASE_URLS", [])
 # USD per million tokens, {"model": {"input": 3.0, "output": 15.0}}, on top of the shipped table.
 LLM_PRICES = env_json("LLM_PRICES_JSON", {})
 

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from controlplane.access import Actor, can
+from controlplane.access import Actor, actor_is_admin, can
 from controlplane.audit import audit_record
 from controlplane.errors import Forbidden, Invalid, NotFound
 from integrations.models import Credential
@@ -103,7 +103,8 @@ def credential_save(
         target_id=credential.pk,
         target_repr=credential.name,
         before=before,
-        after={**_snapshot(credential), "secret_changed": secret is not None},
+        # Not "secret_changed": the audit log redacts keys that look secret, values included.
+        after={**_snapshot(credential), "value_replaced": secret is not None},
     )
     return credential
 
@@ -142,12 +143,44 @@ def credential_exists(name: str) -> bool:
 
 
 @transaction.atomic
+def credential_delete(*, actor: Actor, credential: Credential) -> None:
+    """Delete a credential, audited (name, kind and config; never the secret)."""
+    if not can(actor, "integrations.delete_credential"):
+        raise Forbidden("Your role may not manage credentials.")
+    before = _snapshot(credential)
+    pk = credential.pk
+    Credential.objects.filter(pk=pk).delete()
+    audit_record(
+        actor=actor,
+        action="credential.deleted",
+        target_type="credential",
+        target_id=pk,
+        target_repr=before["name"],
+        before=before,
+    )
+
+
+@transaction.atomic
 def vault_rotate(*, actor: Actor) -> int:
-    """Re-encrypt every credential with the newest key; returns how many."""
+    """Re-encrypt every credential with the newest key; returns how many.
+
+    Allowed to the system (``manage.py vault_rotate``: whoever runs it already holds the keys
+    in the environment) and to admins; ``can()`` never passes a system actor, hence the
+    explicit allowance. An anonymous ``Actor()`` is no system: it needs a name."""
+    is_system = actor.user is None and actor.api_key is None and bool(actor.system)
+    if not is_system and not actor_is_admin(actor):
+        raise Forbidden("Only an admin may rotate the vault keys.")
     keyring = _fernet()
     count = 0
     for credential in Credential.objects.select_for_update():
-        credential.ciphertext = keyring.rotate(credential.ciphertext.encode()).decode()
+        try:
+            rotated = keyring.rotate(credential.ciphertext.encode())
+        except InvalidToken:
+            raise VaultError(
+                f"The credential {credential.name!r} cannot be decrypted with the vault keys: "
+                "was an old key dropped from CONTROLPLANE_VAULT_KEYS too early?"
+            ) from None
+        credential.ciphertext = rotated.decode()
         credential.save(update_fields=["ciphertext", "updated_at"])
         count += 1
     audit_record(
@@ -155,6 +188,6 @@ def vault_rotate(*, actor: Actor) -> int:
         action="vault.rotated",
         target_type="vault",
         target_id="credentials",
-        after={"credentials": count},
+        after={"reencrypted": count},  # "credentials" would be redacted as secret-looking
     )
     return count

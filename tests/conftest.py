@@ -33,6 +33,13 @@ def pytest_configure(config: pytest.Config) -> None:
         redis.Redis.from_url(settings.REDIS_URL).flushall()
 
 
+def restart_embedded_redis() -> None:
+    """Stop and start the embedded Redis (a restart, as after a crash or an upgrade)."""
+    assert _embedded_redis is not None
+    _embedded_redis.stop()
+    _embedded_redis.start()
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     if _embedded_redis is not None:
         _embedded_redis.stop()
@@ -89,10 +96,7 @@ def api_for() -> Callable[..., APIClient]:
     """An API client that authenticates with a real API key of the user's role."""
 
     def make(user: Any, role: str | None = None) -> APIClient:
-        client = APIClient()
-        if user is not None:
-            client.credentials(HTTP_AUTHORIZATION=f"Api-Key {factories.api_key(user, role)}")
-        return client
+        return factories.api_client(user, role) if user is not None else APIClient()
 
     return make
 
@@ -101,5 +105,5 @@ def api_for() -> Callable[..., APIClient]:
 def live_worker(django_db_setup: Any) -> Iterator[str]:
     """A real Celery worker process on the test database and Redis (module-scoped: it is
     gone again when the next module starts)."""
-    with celery_worker() as hostname:
-        yield hostname
+    with celery_worker() as worker:
+        yield worker.hostname

@@ -119,3 +119,40 @@ def to_production(agent_obj: Any, by: User, version: str | None = None) -> Any:
     return agent_services.agent_version_promote(
         actor=actor, agent=agent_obj, version=target.version
     )
+
+
+def runnable_agent(
+    owner: User, *, name: str = "runner", team: str | None = None, **config: Any
+) -> Any:
+    """An active agent whose production version runs on the simulated provider; ``config``
+    overrides the version config (e.g. ``llm={"simulation": {...}}``, ``tools=[...]``)."""
+    llm = {"provider": "simulated", "system_prompt": "You help.", **config.pop("llm", {})}
+    payload = {
+        "name": name,
+        "version": "1.0.0",
+        "owner_email": f"{owner.username}@company.com",
+        "runtime": "llm",
+        "llm": llm,
+        "capabilities": {"read": True, "write": True, "notify": True, "execute": True},
+        "allowed_destinations": {
+            "email": True,
+            "slack": True,
+            "external_api": True,
+            "webhook": True,
+        },
+        **config,
+    }
+    created = agent(owner, team=team, payload=payload)
+    to_production(created, owner)
+    agent_services.agent_transition(actor=Actor(user=owner), agent=created, action="activate")
+    created.refresh_from_db()
+    return created
+
+
+def api_client(owner: User, role: str | None = None) -> Any:
+    """A DRF test client sending a real API key of ``owner``."""
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {api_key(owner, role)}")
+    return client

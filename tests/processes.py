@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
 from django.conf import settings
 from django.db import connection
 
-from controlplane.celery import app as celery_app
+from controlplane.health import ping_workers
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,50 +43,93 @@ def child_env(**extra: str) -> dict[str, str]:
     return env
 
 
+@dataclass(frozen=True)
+class Worker:
+    hostname: str
+    process: subprocess.Popen[bytes]
+
+
 @contextmanager
 def celery_worker(
-    queues: str = "default,executions,llm,maintenance", timeout: float = 60
-) -> Iterator[str]:
-    """Start ``celery worker`` (prefork, one child) and wait until it answers a ping."""
-    hostname = f"test-{uuid.uuid4().hex[:8]}@localhost"
-    log_path = settings.VAR_DIR / f"worker-{hostname.split('@')[0]}.log"
-    log = log_path.open("wb")
-    process = subprocess.Popen(
+    queues: str = "default,executions,llm,maintenance",
+    timeout: float = 60,
+    *,
+    env: dict[str, str] | None = None,
+    concurrency: int = 4,
+) -> Iterator[Worker]:
+    """Start ``celery worker`` as the Procfile does (threads pool) and wait until it answers
+    a ping. The process is stopped (SIGTERM) afterwards, if it still runs."""
+    with _celery(
         [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "controlplane",
             "worker",
+            "--pool",
+            "threads",
             "--concurrency",
-            "1",
+            str(concurrency),
             "--queues",
             queues,
-            "--hostname",
-            hostname,
             "--without-mingle",
             "--without-gossip",
-            "--loglevel",
-            "INFO",
         ],
-        cwd=ROOT,
-        env=child_env(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
+        env=env,
+    ) as (process, hostname, log_path):
         deadline = time.monotonic() + timeout
-        while not celery_app.control.ping(destination=[hostname], timeout=0.5):
+        while not ping_workers(destination=[hostname], timeout=0.5):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the test worker did not start: {log_path.read_text()[-2000:]}")
-        yield hostname
-    finally:
-        process.terminate()
+        yield Worker(hostname, process)
+
+
+@contextmanager
+def celery_beat(env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """``celery beat`` with the database scheduler, as the Procfile runs it."""
+    with _celery(
+        ["beat", "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler", "--pidfile", ""],
+        env=env,
+    ) as (process, _, _):
+        yield process
+
+
+@contextmanager
+def _celery(
+    arguments: list[str], env: dict[str, str] | None
+) -> Iterator[tuple[subprocess.Popen[bytes], str, Path]]:
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    hostname = f"{name}@localhost"
+    log_path = settings.VAR_DIR / f"{arguments[0]}-{name}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "controlplane",
+                *arguments,
+                "--hostname",
+                hostname,
+                "--loglevel",
+                "INFO",
+            ],
+            cwd=ROOT,
+            env=child_env(**(env or {})),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+            yield process, hostname, log_path
+        finally:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
+
+
+def kill_hard(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the process and everything it started (a worker machine losing power)."""
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()

@@ -2,8 +2,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import status, viewsets
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
+from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -25,6 +30,10 @@ from agents.filters import AgentFilter
 from agents.models import Agent
 from controlplane.access import Actor, actor_from_request, can
 from controlplane.errors import Forbidden
+from executions.api.serializers import ExecutionTriggeredSerializer, RunSerializer
+from executions.api.views import IDEMPOTENCY_KEY, trigger
+from executions.models import Execution
+from executions.webhooks import webhook_instructions
 
 REF = OpenApiParameter(
     "ref", str, OpenApiParameter.PATH, description="The agent's id (UUID) or its name."
@@ -215,6 +224,46 @@ class AgentViewSet(viewsets.GenericViewSet):
             changelog=serializer.validated_data.get("changelog"),
         )
         return Response(AgentVersionSerializer(updated).data)
+
+    @extend_schema(
+        summary="Run the agent (202 with the execution)",
+        parameters=[REF, IDEMPOTENCY_KEY],
+        request=RunSerializer,
+        responses={202: ExecutionTriggeredSerializer},
+        tags=["executions"],
+    )
+    @action(detail=True, methods=["post"], filter_backends=[], pagination_class=None)
+    def execute(self, request: Request, ref: str) -> Response:
+        serializer = RunSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return trigger(
+            request, agent_ref=ref, data=serializer.validated_data, source=Execution.Source.API
+        )
+
+    @extend_schema(
+        summary="Rotate the webhook secret (shown once; the old one stops working)",
+        parameters=[REF],
+        request=None,
+        responses=inline_serializer(
+            "WebhookSecret",
+            {
+                "secret": serializers.CharField(),
+                "url": serializers.CharField(),
+                "headers": serializers.DictField(),
+            },
+        ),
+    )
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path="webhook-secret",
+        filter_backends=[],
+        pagination_class=None,
+    )
+    def webhook_secret(self, request: Request, ref: str) -> Response:
+        agent = self.get_object("agents.change_agent")
+        secret = services.agent_webhook_secret_rotate(actor=self.actor, agent=agent)
+        return Response(webhook_instructions(request, agent, secret))
 
     @extend_schema(
         summary="Field-by-field differences between two versions' configs",

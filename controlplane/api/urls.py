@@ -6,14 +6,18 @@ from rest_framework.routers import SimpleRouter
 from agents.api.views import AgentViewSet
 from controlplane.api.views import AuditEventViewSet
 from controlplane.health import LivenessView, ReadinessView
+from executions.api.views import ExecutionViewSet
+from executions.api.webhooks import AgentWebhookView
 
 router = SimpleRouter(trailing_slash=False)
 router.register("agents", AgentViewSet, basename="agent")
 router.register("audit", AuditEventViewSet, basename="audit")
+router.register("executions", ExecutionViewSet, basename="execution")
 
 app_name = "api"
 urlpatterns = [
     path("health", LivenessView.as_view(), name="health"),
     path("health/ready", ReadinessView.as_view(), name="health-ready"),
+    path("hooks/agents/<str:ref>", AgentWebhookView.as_view(), name="agent-webhook"),
     *router.urls,
 ]

@@ -562,7 +562,7 @@ def test_new_version_from_scratch(agent: Any, owner: Any, api_for: Any) -> None:
     body = response.json()
     assert body["stage"] == "draft"
     assert body["changelog"] == "LLM runtime"
-    assert body["config"]["llm"]["model"] == "claude-sonnet-4-5"
+    assert body["config"]["llm"]["model"] == "claude-haiku-4-5"
     assert body["config"]["capabilities"] == {
         "read": False,
         "write": False,

@@ -75,3 +75,17 @@ def test_demo_policies_are_disabled(demo_output: str) -> None:
 
 def test_demo_is_audited(demo_output: str) -> None:
     assert audit_verify().ok
+
+
+def test_demo_agents_use_anthropic_when_a_key_is_set(
+    db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    factories.ensure_roles()
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-demo")
+
+    call_command("demo", stdout=StringIO())
+
+    providers = {
+        agent.production_version.config["llm"]["provider"] for agent in Agent.objects.all()
+    }
+    assert providers == {"anthropic"}

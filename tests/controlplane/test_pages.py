@@ -542,6 +542,7 @@ def nav_links(response: Any) -> list[tuple[str, str, bool]]:
     [
         ("/agents/", "Agents"),
         ("/agents/job-application-agent/", "Agents"),
+        ("/executions/", "Executions"),
         ("/audit/", "Audit log"),
         ("/api-keys/", "API keys"),
     ],
@@ -553,6 +554,7 @@ def test_navigation_marks_the_current_section(
 
     assert nav_links(response) == [
         ("/agents/", "Agents", current == "Agents"),
+        ("/executions/", "Executions", current == "Executions"),
         ("/audit/", "Audit log", current == "Audit log"),
         ("/api-keys/", "API keys", current == "API keys"),
         ("/admin/", "Admin", False),
@@ -567,4 +569,4 @@ def test_navigation_shows_admin_only_to_staff(client: Client) -> None:
 
     labels = [label for _, label, _ in nav_links(login(client, plain).get("/api-keys/"))]
 
-    assert labels == ["Agents", "Audit log", "API keys", "API"]
+    assert labels == ["Agents", "Executions", "Audit log", "API keys", "API"]

@@ -1,0 +1,183 @@
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from agents.selectors import agent_get
+from controlplane.access import Actor, actor_from_request
+from controlplane.api.pagination import NewestFirstCursorPagination, PagePagination
+from controlplane.errors import Invalid, Unauthenticated
+from executions import selectors, services
+from executions.api.serializers import (
+    ExecutionDetailSerializer,
+    ExecutionLogSerializer,
+    ExecutionSerializer,
+    ExecutionTriggeredSerializer,
+    ReportSerializer,
+    ExecutionTriggerSerializer,
+)
+from executions.filters import ExecutionFilter
+from executions.models import Execution
+
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="The same key for the same agent returns the first execution instead of "
+    "starting another (up to 200 printable characters).",
+)
+ACCEPTED = {202: ExecutionTriggeredSerializer}
+
+
+def idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not key or len(key) > 200 or not key.isprintable():
+        raise Invalid.field("Idempotency-Key", "1 to 200 printable characters.", "invalid")
+    return key
+
+
+def accepted(result: services.TriggerResult) -> Response:
+    """202 with the execution; a replayed Idempotency-Key gets the same answer, marked."""
+    headers = {} if result.created else {"Idempotent-Replayed": "true"}
+    return Response(
+        ExecutionTriggeredSerializer(result.execution).data,
+        status=status.HTTP_202_ACCEPTED,
+        headers=headers,
+    )
+
+
+def trigger(request: Request, *, agent_ref: str, data: dict[str, Any], source: str) -> Response:
+    """The API's triggers (``/executions/trigger`` and ``/agents/{id}/execute``)."""
+    actor = actor_from_request(request)
+    agent = agent_get(actor=actor, ref=agent_ref)
+    result = services.execution_trigger(
+        actor=actor,
+        agent=agent,
+        input=data.get("input", {}),
+        version=data.get("version"),
+        source=source,
+        idempotency_key=idempotency_key(request),
+    )
+    return accepted(result)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List executions (newest first, cursor pagination)"),
+    retrieve=extend_schema(summary="One execution: seed 000's execution log response"),
+)
+class ExecutionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    queryset = Execution.objects.none()
+    serializer_class = ExecutionDetailSerializer
+    filterset_class = ExecutionFilter
+    pagination_class = NewestFirstCursorPagination
+    lookup_value_regex = "[0-9a-fA-F-]{36}"
+
+    @property
+    def actor(self) -> Actor:
+        return actor_from_request(self.request)
+
+    def get_queryset(self) -> Any:
+        executions = selectors.execution_list_for(actor=self.actor)
+        if self.action == "retrieve":
+            return executions.prefetch_related("steps", "actions")
+        return executions
+
+    def get_serializer_class(self) -> Any:
+        return ExecutionSerializer if self.action == "list" else ExecutionDetailSerializer
+
+    def get_object(self) -> Execution:
+        return selectors.execution_get(actor=self.actor, pk=self.kwargs["pk"])
+
+    def retrieve(self, request: Request, pk: str) -> Response:
+        execution = self.get_queryset().filter(pk=self.get_object().pk).get()
+        return Response(ExecutionDetailSerializer(execution).data)
+
+    @extend_schema(
+        summary="Trigger an agent (202 with the execution)",
+        request=ExecutionTriggerSerializer,
+        responses=ACCEPTED,
+        parameters=[IDEMPOTENCY_KEY],
+    )
+    @action(
+        detail=False,
+        methods=["post"],
+        url_path="trigger",
+        filter_backends=[],
+        pagination_class=None,
+    )
+    def trigger(self, request: Request) -> Response:
+        serializer = ExecutionTriggerSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return trigger(
+            request,
+            agent_ref=serializer.validated_data["agent"],
+            data=serializer.validated_data,
+            source=Execution.Source.API,
+        )
+
+    @extend_schema(
+        summary="Cancel: at once if it has not started; a running one stops before its next step",
+        request=None,
+        responses={200: ExecutionSerializer, 202: ExecutionSerializer},
+    )
+    @action(detail=True, methods=["post"], filter_backends=[], pagination_class=None)
+    def cancel(self, request: Request, pk: str) -> Response:
+        execution = services.execution_cancel(actor=self.actor, execution=self.get_object())
+        code = (
+            status.HTTP_202_ACCEPTED
+            if execution.status == Execution.Status.RUNNING
+            else status.HTTP_200_OK
+        )
+        return Response(ExecutionSerializer(execution).data, status=code)
+
+    @extend_schema(summary="The run's log lines", responses=ExecutionLogSerializer(many=True))
+    @action(detail=True, methods=["get"], filter_backends=[], pagination_class=PagePagination)
+    def logs(self, request: Request, pk: str) -> Response:
+        execution = self.get_object()
+        page = self.paginate_queryset(execution.logs.order_by("at", "id"))
+        return self.get_paginated_response(ExecutionLogSerializer(page, many=True).data)
+
+    @extend_schema(
+        summary="The report of an external runtime (n8n), authenticated by the execution's token",
+        description="Send the per-execution token the workflow received as "
+        "`Authorization: Bearer <token>` (or `X-Execution-Token`). A finished execution: 409.",
+        request=ReportSerializer,
+        responses={200: ExecutionSerializer, 401: OpenApiResponse(description="Bad token")},
+        auth=[],
+    )
+    @action(
+        detail=True,
+        methods=["post"],
+        authentication_classes=[],
+        permission_classes=[AllowAny],
+        filter_backends=[],
+        pagination_class=None,
+    )
+    def report(self, request: Request, pk: str) -> Response:
+        execution = Execution.objects.filter(pk=pk).select_related("agent").first()
+        header = request.headers.get("Authorization", "")
+        token = (
+            header[7:]
+            if header[:7].lower() == "bearer "
+            else request.headers.get("X-Execution-Token", "")
+        )
+        if execution is None or not services.callback_token_valid(execution, token.strip()):
+            raise Unauthenticated("A valid execution token is needed.")
+        serializer = ReportSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        finished = services.execution_report(execution=execution, data=serializer.validated_data)
+        return Response(ExecutionSerializer(finished).data)

@@ -1,0 +1,49 @@
+"""One FilterSet for the executions API and the executions page."""
+
+from __future__ import annotations
+
+import uuid
+
+import django_filters
+from django.db.models import Q, QuerySet
+
+from executions.models import Execution
+
+
+class ExecutionFilter(django_filters.FilterSet):
+    agent = django_filters.CharFilter(method="filter_agent", help_text="Agent id or name.")
+    status = django_filters.MultipleChoiceFilter(choices=Execution.Status.choices)
+    trigger_source = django_filters.ChoiceFilter(choices=Execution.Source.choices)
+    version = django_filters.CharFilter(field_name="agent_version__version")
+    is_staging = django_filters.BooleanFilter()
+    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = Execution
+        fields = [
+            "agent",
+            "status",
+            "trigger_source",
+            "version",
+            "is_staging",
+            "created_after",
+            "created_before",
+        ]
+
+    def __init__(self, data=None, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if hasattr(data, "getlist") and "status" in data:  # status=a,b as well as repeats
+            data = data.copy()
+            data.setlist(
+                "status",
+                [part for value in data.getlist("status") for part in value.split(",") if part],
+            )
+        super().__init__(data, *args, **kwargs)
+
+    def filter_agent(
+        self, queryset: QuerySet[Execution], name: str, value: str
+    ) -> QuerySet[Execution]:
+        try:
+            return queryset.filter(agent_id=uuid.UUID(value))
+        except ValueError:
+            return queryset.filter(Q(agent__name=value))

@@ -1,0 +1,235 @@
+"""The worker side of a run: claim it, run its runtime, finish it.
+
+``run_execution`` is what the Celery task calls. It claims the row with a conditional
+update (queued → running at this attempt): a second delivery of the same message, or a
+stale one from an earlier attempt, finds nothing to claim and returns. The run then goes
+to its runtime — the built-in agent loop (``llm``), an n8n workflow that reports back
+(``n8n``), or a webhook that answers (``webhook``) — and ends in exactly one terminal status.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.urls import reverse
+from django.utils import timezone
+
+from controlplane.db import release_connection
+from executions import heartbeat, recording
+from executions.agent_loop import AgentLoop
+from executions.models import Execution
+from executions.services import callback_token_new, execution_transition
+from integrations import net
+from integrations.tools.base import ToolError, ToolRefused
+
+logger = logging.getLogger(__name__)
+S = Execution.Status
+
+
+class RunStopped(Exception):
+    """The run ends here with ``status`` (failed, timed_out, cancelled)."""
+
+    def __init__(self, status: str, error_type: str = "", message: str = "") -> None:
+        super().__init__(message or status)
+        self.status = status
+        self.error_type = error_type
+        self.message = message
+
+
+@dataclass
+class Outcome:
+    """How a runtime ended: finished (output), or handed to an external runtime."""
+
+    output: Any = None
+    summary: str = ""
+    awaiting_report: bool = False
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+def run_execution(*, execution_id: str, attempt: int, worker: str = "") -> str | None:
+    """Claim and run one execution; returns its final status, or None if not ours to run."""
+    now = timezone.now()
+    execution = execution_transition(
+        execution_id=execution_id,
+        to=S.RUNNING,
+        expect={S.QUEUED},
+        attempt=attempt,
+        fields={"heartbeat_at": now, "worker": worker[:200]},
+    )
+    if execution is None:
+        return None
+    execution = Execution.objects.select_related("agent", "agent_version").get(pk=execution.pk)
+    if execution.started_at is None:
+        # The time budget counts from the first start: a re-run after a crash does not reset it.
+        timeout = execution.agent_version.config.get("timeout_seconds", 300)
+        execution.started_at = now
+        execution.deadline_at = now + timedelta(seconds=timeout)
+        Execution.objects.filter(pk=execution.pk).update(
+            started_at=execution.started_at, deadline_at=execution.deadline_at
+        )
+    recording.log(execution, f"attempt {attempt} started on {worker or 'a worker'}")
+    heartbeat.track(execution.pk)
+    try:
+        outcome = RUNTIMES[execution.agent_version.config["runtime"]](execution)
+    except RunStopped as stop:
+        return _stop(execution, stop)
+    except Exception as exc:
+        logger.exception("execution %s failed unexpectedly", execution.pk)
+        return _stop(
+            execution, RunStopped(S.FAILED, "internal_error", f"{type(exc).__name__}: {exc}")
+        )
+    finally:
+        heartbeat.untrack(execution.pk)
+        release_connection()
+    if outcome.awaiting_report:
+        Execution.objects.filter(pk=execution.pk).update(awaiting_report=True, **outcome.fields)
+        recording.log(execution, "handed to the workflow; waiting for its report")
+        return S.RUNNING
+    finished = execution_transition(
+        execution_id=execution.pk,
+        to=S.SUCCESS,
+        expect={S.RUNNING},
+        fields={
+            "output": outcome.output,
+            "output_summary": outcome.summary[:2000],
+            "total_latency_ms": _elapsed_ms(execution),
+            "checkpoint": None,
+            **outcome.fields,
+        },
+    )
+    return finished.status if finished else None
+
+
+def _elapsed_ms(execution: Execution) -> int:
+    return int((timezone.now() - execution.started_at).total_seconds() * 1000)
+
+
+def _stop(execution: Execution, stop: RunStopped) -> str | None:
+    recording.log(
+        execution,
+        stop.message or stop.status,
+        "error" if stop.status == S.FAILED else "warn",
+        error_type=stop.error_type,
+    )
+    finished = execution_transition(
+        execution_id=execution.pk,
+        to=stop.status,
+        expect={S.RUNNING},
+        fields={
+            "error_type": stop.error_type,
+            "error_message": stop.message[:10_000],
+            "total_latency_ms": _elapsed_ms(execution),
+        },
+        reason=stop.error_type,
+    )
+    return finished.status if finished else None
+
+
+def deadline_monotonic(execution: Execution) -> float:
+    """The run's deadline on the monotonic clock of this process."""
+    return time.monotonic() + (execution.deadline_at - timezone.now()).total_seconds()
+
+
+# --- runtimes ---------------------------------------------------------------------------------
+
+
+def run_llm(execution: Execution) -> Outcome:
+    result = AgentLoop(execution, deadline_monotonic(execution), stop=RunStopped).run()
+    return Outcome(output=result.output, summary=result.summary)
+
+
+def run_n8n(execution: Execution) -> Outcome:
+    """POST seed 000's webhook payload to the workflow; the run then waits (freeing the
+    worker) for ``POST /api/v1/executions/{id}/report``, authenticated by a per-execution
+    token. No report before the deadline: timed_out (maintenance)."""
+    config = execution.agent_version.config
+    url = (
+        config.get("webhook_url")
+        or f"{settings.N8N_BASE_URL.rstrip('/')}/webhook/{config['n8n_workflow_id']}"
+    )
+    token, token_hash = callback_token_new()
+    Execution.objects.filter(pk=execution.pk).update(callback_token_hash=token_hash)
+    payload = {
+        "execution_id": str(execution.pk),
+        "agent_id": str(execution.agent_id),
+        "trigger_context": {
+            "input": execution.input,
+            "trigger_source": execution.trigger_source,
+            "trigger_user": execution.trigger_user,
+            "agent_name": execution.agent.name,
+            "agent_version": execution.agent_version.version,
+        },
+        "approved_actions": [tool["name"] for tool in config.get("tools", [])],
+        "policy_constraints": {},
+        "callback_url": settings.PUBLIC_BASE_URL.rstrip("/")
+        + reverse("api:execution-report", args=[execution.pk]),
+        "callback_token": token,
+    }
+    _post_external(execution, url, payload, what="n8n workflow")
+    return Outcome(awaiting_report=True)
+
+
+def run_webhook(execution: Execution) -> Outcome:
+    """POST the input to the version's webhook URL; its JSON answer is the output."""
+    config = execution.agent_version.config
+    payload = {
+        "execution_id": str(execution.pk),
+        "agent": execution.agent.name,
+        "input": execution.input,
+    }
+    response = _post_external(execution, config["webhook_url"], payload, what="webhook")
+    try:
+        output = json.loads(response.text) if response.text else None
+    except json.JSONDecodeError:
+        output = {"text": response.text[:10_000]}
+    return Outcome(output=output, summary=(response.text or "")[:500])
+
+
+def _post_external(execution: Execution, url: str, payload: dict[str, Any], *, what: str) -> Any:
+    started_at, started = timezone.now(), time.monotonic()
+    remaining = (execution.deadline_at - timezone.now()).total_seconds()
+    try:
+        # The target is the operator's own configuration, not the model's: private
+        # networks (an n8n next door) are allowed here.
+        response = net.safe_request(
+            "POST",
+            url,
+            json=payload,
+            timeout=max(1.0, min(30.0, remaining)),
+            max_response_bytes=1024 * 1024,
+            idempotency_key=f"{execution.pk}:{execution.attempt}:start",
+            allow_private=True,
+        )
+    except (ToolError, ToolRefused) as exc:
+        message = getattr(exc, "message", None) or getattr(exc, "reason", str(exc))
+        recording.add_step(
+            execution,
+            name=what,
+            kind="external",
+            status="failed",
+            started_at=started_at,
+            latency_ms=int((time.monotonic() - started) * 1000),
+            detail={"url": url, "error": message},
+        )
+        raise RunStopped(
+            S.FAILED, "external_runtime_error", f"The {what} at {url} failed: {message}"
+        ) from None
+    recording.add_step(
+        execution,
+        name=what,
+        kind="external",
+        status="success",
+        started_at=started_at,
+        latency_ms=int((time.monotonic() - started) * 1000),
+        detail={"url": url, "status": response.status},
+    )
+    return response
+
+
+RUNTIMES = {"llm": run_llm, "n8n": run_n8n, "webhook": run_webhook}

@@ -1,0 +1,24 @@
+"""Reads of executions, through what the actor may see (the agents they may view)."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from agents.selectors import agent_visible_qs
+from controlplane.access import Actor, is_admin
+from controlplane.errors import NotFound
+from executions.models import Execution
+
+
+def execution_list_for(*, actor: Actor) -> QuerySet[Execution]:
+    executions = Execution.objects.select_related("agent", "agent_version")
+    if is_admin(actor.user):
+        return executions
+    return executions.filter(agent__in=agent_visible_qs(actor=actor).values("pk"))
+
+
+def execution_get(*, actor: Actor, pk: object) -> Execution:
+    execution = execution_list_for(actor=actor).filter(pk=pk).first()
+    if execution is None:
+        raise NotFound(f"No execution {pk}.", code="execution_not_found")
+    return execution

@@ -1,0 +1,353 @@
+"""Writes to executions: the one transition service, triggering, cancelling, the report of
+an external runtime. The worker side (claim, the agent loop) is ``executions.runtime``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.crypto import constant_time_compare
+from jsonschema import Draft202012Validator, FormatChecker
+
+from agents.models import Agent, AgentVersion
+from controlplane.access import Actor, can
+from controlplane.audit import audit_record
+from controlplane.errors import Conflict, Forbidden, Invalid, ServiceError
+from executions.events import ExecutionChange, publish_after_commit
+from executions.models import Execution
+from executions.recording import record_external_report
+
+S = Execution.Status
+
+# What each status may be reached from. Creation sets the first status directly.
+ALLOWED_FROM: dict[str, frozenset[str]] = {
+    S.QUEUED: frozenset({S.SCHEDULED, S.PENDING_APPROVAL, S.RUNNING}),
+    S.RUNNING: frozenset({S.QUEUED, S.PENDING_APPROVAL}),
+    S.PENDING_APPROVAL: frozenset({S.RUNNING}),
+    S.SUCCESS: frozenset({S.RUNNING}),
+    S.FAILED: frozenset({S.RUNNING, S.QUEUED}),
+    S.TIMED_OUT: frozenset({S.RUNNING}),
+    S.CANCELLED: frozenset({S.QUEUED, S.SCHEDULED, S.PENDING_APPROVAL, S.RUNNING}),
+    S.EXPIRED: frozenset({S.PENDING_APPROVAL}),
+}
+
+SYSTEM = Actor.for_system("executions")
+
+
+def execution_transition(
+    *,
+    execution_id: Any,
+    to: str,
+    actor: Actor = SYSTEM,
+    expect: Iterable[str] | None = None,
+    attempt: int | None = None,
+    fields: dict[str, Any] | None = None,
+    reason: str = "",
+) -> Execution | None:
+    """Move one execution to ``to`` if it is in one of ``expect`` (default: every status
+    ``to`` may be reached from) and, if given, still at ``attempt``. The row is locked, so
+    of two racing callers exactly one succeeds; the loser gets None. Saves ``fields`` with
+    the status, writes the audit event and publishes the change after commit. The only
+    writer of ``Execution.status``."""
+    allowed = ALLOWED_FROM[to] if expect is None else frozenset(expect) & ALLOWED_FROM[to]
+    fields = fields or {}
+    if to in Execution.TERMINAL:
+        fields.setdefault("completed_at", timezone.now())
+    with transaction.atomic():
+        rows = Execution.objects.select_for_update(of=("self",)).filter(
+            pk=execution_id, status__in=allowed
+        )
+        if attempt is not None:
+            rows = rows.filter(attempt=attempt)
+        execution = rows.first()
+        if execution is None:
+            return None
+        previous = execution.status
+        execution.status = to
+        for name, value in fields.items():
+            setattr(execution, name, value)
+        execution.save(update_fields=["status", "updated_at", *fields])
+        after: dict[str, Any] = {"status": to, "attempt": execution.attempt}
+        if reason:
+            after["reason"] = reason
+        if execution.error_type and to in (S.FAILED, S.TIMED_OUT):
+            after["error_type"] = execution.error_type
+        audit_record(
+            actor=actor,
+            action=f"execution.{to}",
+            target_type="execution",
+            target_id=execution.pk,
+            target_repr=f"{execution.agent_id}",
+            agent_id=execution.agent_id,
+            before={"status": previous},
+            after=after,
+        )
+        publish_after_commit(
+            ExecutionChange(
+                str(execution.pk), str(execution.agent_id), to, previous, execution.attempt
+            )
+        )
+    return execution
+
+
+def enqueue_after_commit(execution: Execution) -> None:
+    """Ring the doorbell once the row is committed: a worker never sees an uncommitted run."""
+    from executions.tasks import execution_run
+
+    transaction.on_commit(partial(execution_run.delay, str(execution.pk), execution.attempt))
+
+
+# --- triggering -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TriggerResult:
+    execution: Execution
+    created: bool  # False: the Idempotency-Key named an existing execution
+
+
+def validate_input(schema: dict[str, Any], value: Any) -> None:
+    """The version's ``input_schema`` (JSON Schema, formats checked): 400 listing every
+    failing path."""
+    validator = Draft202012Validator(schema, format_checker=FormatChecker())
+    errors = sorted(validator.iter_errors(value), key=lambda error: list(error.absolute_path))
+    if not errors:
+        return
+    problems = [
+        {
+            "field": "input"
+            + "".join(
+                f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path
+            ),
+            "message": error.message,
+            "code": str(error.validator),
+        }
+        for error in errors[:50]
+    ]
+    raise Invalid(
+        "The input does not match the agent's input schema: "
+        + "; ".join(f"{p['field']}: {p['message']}" for p in problems[:5]),
+        code="invalid_input",
+        details={"validationErrors": problems},
+    )
+
+
+def _version_to_run(agent: Agent, version: str | None) -> tuple[AgentVersion, bool]:
+    """The production version (default) or, when named, the staging version."""
+    if version is None or (
+        agent.production_version and agent.production_version.version == version
+    ):
+        if agent.status != Agent.Status.ACTIVE:
+            raise Conflict(
+                f"Agent {agent.name!r} is {agent.status}: only an active agent runs.",
+                code="agent_not_runnable",
+                details={"status": agent.status},
+            )
+        if agent.production_version is None:
+            raise Conflict(
+                f"Agent {agent.name!r} has no production version.", code="no_production_version"
+            )
+        return agent.production_version, False
+    staging = agent.staging_version
+    if staging is None or staging.version != version:
+        raise Conflict(
+            f"Version {version} of {agent.name!r} is neither the production nor the staging "
+            "version: only those run.",
+            code="version_not_runnable",
+            details={"version": version},
+        )
+    if agent.status in (Agent.Status.DEPRECATED, Agent.Status.ARCHIVED):
+        raise Conflict(
+            f"Agent {agent.name!r} is {agent.status}.",
+            code="agent_not_runnable",
+            details={"status": agent.status},
+        )
+    return staging, True
+
+
+def _fingerprint(version: AgentVersion, value: Any) -> str:
+    canonical = json.dumps({"version": version.version, "input": value}, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def execution_trigger(
+    *,
+    actor: Actor,
+    agent: Agent,
+    input: Any,
+    source: str,
+    version: str | None = None,
+    idempotency_key: str | None = None,
+    parent: Execution | None = None,
+) -> TriggerResult:
+    """Start a run: check the agent may run, validate the input, honour the idempotency
+    key, create the execution (queued) and enqueue it after commit.
+
+    System actors (the webhook endpoint after its signature check, beat, events) are trusted;
+    users and API keys need ``execute_agent`` on the agent.
+    """
+    if actor.kind != "system" and not can(actor, "agents.execute_agent", agent):
+        raise Forbidden("You may not run this agent.")
+    agent_version, is_staging = _version_to_run(agent, version)
+    if is_staging and actor.kind != "system" and not can(actor, "agents.change_agent", agent):
+        raise Forbidden("Running the staging version needs the right to change the agent.")
+    validate_input(agent_version.config.get("input_schema") or {"type": "object"}, input)
+    fingerprint = _fingerprint(agent_version, input)
+    if idempotency_key:
+        existing = _existing_by_key(agent, idempotency_key, fingerprint)
+        if existing is not None:
+            return TriggerResult(existing, created=False)
+
+    llm = agent_version.config.get("llm") or {}
+    execution = Execution(
+        agent=agent,
+        agent_version=agent_version,
+        is_staging=is_staging,
+        trigger_source=source,
+        trigger_user=actor.user.get_username() if actor.user else actor.label,
+        triggered_by=actor.user,
+        status=S.QUEUED,
+        input=input,
+        idempotency_key=idempotency_key or None,
+        request_fingerprint=fingerprint,
+        llm_provider=llm.get("provider", agent_version.config.get("runtime", "")),
+        llm_model=llm.get("model", ""),
+        estimated_cost_usd=0,
+        enqueued_at=timezone.now(),
+        parent=parent,
+        trace_id=uuid.uuid4().hex,
+    )
+    try:
+        with transaction.atomic():
+            execution.save(force_insert=True)
+            audit_record(
+                actor=actor,
+                action="execution.created",
+                target_type="execution",
+                target_id=execution.pk,
+                target_repr=agent.name,
+                agent_id=agent.pk,
+                after={
+                    "status": execution.status,
+                    "version": agent_version.version,
+                    "source": source,
+                    "staging": is_staging,
+                },
+            )
+            publish_after_commit(
+                ExecutionChange(str(execution.pk), str(agent.pk), execution.status, None, 1)
+            )
+            enqueue_after_commit(execution)
+    except IntegrityError:
+        if not idempotency_key:
+            raise
+        # A concurrent request with the same key won the insert: answer with its execution.
+        existing = _existing_by_key(agent, idempotency_key, fingerprint)
+        if existing is None:
+            raise
+        return TriggerResult(existing, created=False)
+    return TriggerResult(execution, created=True)
+
+
+def _existing_by_key(agent: Agent, key: str, fingerprint: str) -> Execution | None:
+    existing = Execution.objects.filter(agent=agent, idempotency_key=key).first()
+    if existing is not None and existing.request_fingerprint != fingerprint:
+        raise Conflict(
+            "This Idempotency-Key was used for a different request (other input or version).",
+            code="idempotency_key_reused",
+            details={"execution_id": str(existing.pk)},
+        )
+    return existing
+
+
+# --- cancelling -------------------------------------------------------------------------------
+
+
+def execution_cancel(*, actor: Actor, execution: Execution) -> Execution:
+    """Not started yet: cancelled at once. Running: asked to stop; the loop stops before its
+    next step. Finished: 409."""
+    if not (
+        can(actor, "executions.cancel_execution")
+        and can(actor, "agents.execute_agent", execution.agent)
+    ):
+        raise Forbidden("You may not cancel runs of this agent.")
+    waiting = (S.QUEUED, S.SCHEDULED, S.PENDING_APPROVAL)
+    cancelled = execution_transition(
+        execution_id=execution.pk,
+        to=S.CANCELLED,
+        actor=actor,
+        expect=waiting,
+        reason="cancelled before it ran",
+    )
+    if cancelled is not None:
+        return cancelled
+    with transaction.atomic():
+        asked = Execution.objects.filter(pk=execution.pk, status=S.RUNNING).update(
+            cancel_requested=True, updated_at=timezone.now()
+        )
+        if asked:
+            audit_record(
+                actor=actor,
+                action="execution.cancel_requested",
+                target_type="execution",
+                target_id=execution.pk,
+                target_repr=execution.agent.name,
+                agent_id=execution.agent_id,
+            )
+    execution.refresh_from_db()
+    if not asked and execution.is_terminal:
+        raise Conflict(
+            f"The execution is already {execution.status}.",
+            code="execution_finished",
+            details={"status": execution.status},
+        )
+    return execution
+
+
+# --- the report of an external runtime (n8n) --------------------------------------------------
+
+
+def callback_token_new() -> tuple[str, str]:
+    """A per-execution token for the external runtime's report, and its stored hash."""
+    token = secrets.token_urlsafe(32)
+    return token, hashlib.sha256(token.encode()).hexdigest()
+
+
+def callback_token_valid(execution: Execution, token: str) -> bool:
+    if not execution.callback_token_hash or not token:
+        return False
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    return constant_time_compare(digest, execution.callback_token_hash)
+
+
+def execution_report(*, execution: Execution, data: dict[str, Any]) -> Execution:
+    """Record what the workflow did and finish the run (the caller checked the token)."""
+    with transaction.atomic():
+        locked = Execution.objects.select_for_update(of=("self",)).get(pk=execution.pk)
+        if locked.status != S.RUNNING or not locked.awaiting_report:
+            raise Conflict(
+                f"The execution is {locked.status}: it takes no report now.",
+                code="execution_finished" if locked.is_terminal else "not_awaiting_report",
+                details={"status": locked.status},
+            )
+        fields = record_external_report(locked, data)
+        finished = execution_transition(
+            execution_id=locked.pk,
+            to=S.SUCCESS if data["status"] == "success" else S.FAILED,
+            actor=Actor.for_system("n8n"),
+            expect={S.RUNNING},
+            fields={**fields, "awaiting_report": False},
+            reason="reported by the workflow",
+        )
+    if finished is None:  # pragma: no cover - the row is locked above
+        raise ServiceError("The execution changed while the report was recorded.")
+    return finished

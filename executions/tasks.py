@@ -1,0 +1,23 @@
+"""Celery entry points: ids in, one service call, quiet when there is nothing to do."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from celery import shared_task
+
+from executions import maintenance, runtime
+
+
+@shared_task(name="executions.tasks.execution_run", bind=True, ignore_result=True)
+def execution_run(self: Any, execution_id: str, attempt: int) -> str | None:
+    """Run one execution. A repeated or stale delivery claims nothing and returns None."""
+    return runtime.run_execution(
+        execution_id=execution_id, attempt=attempt, worker=self.request.hostname or ""
+    )
+
+
+@shared_task(name="executions.tasks.maintenance_sweep", ignore_result=True)
+def maintenance_sweep() -> dict[str, int]:
+    return asdict(maintenance.sweep())

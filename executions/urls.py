@@ -1,0 +1,11 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from executions import views
+
+app_name = "executions"
+urlpatterns = [
+    path("", views.execution_list, name="list"),
+    path("<uuid:pk>/", views.execution_detail, name="detail"),
+]

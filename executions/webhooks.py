@@ -1,0 +1,66 @@
+"""Webhook triggers: ``POST /api/v1/hooks/agents/{id or name}``, signed with the agent's
+webhook secret.
+
+Headers (the same scheme the ``webhook_post`` tool signs with, so one control plane's agent
+can trigger another's):
+
+    X-ControlPlane-Timestamp: <unix seconds>
+    X-ControlPlane-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>." + raw body)>
+
+A timestamp more than five minutes away from now, or a signature already seen, is refused
+with 401; a replay is detected with one atomic Redis step (SET NX with an expiry).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from typing import Any
+
+from django.core.cache import cache
+from django.urls import reverse
+
+from agents.models import Agent
+from agents.services import agent_webhook_secret
+from controlplane.errors import Unauthenticated
+
+TIMESTAMP_HEADER = "X-ControlPlane-Timestamp"
+SIGNATURE_HEADER = "X-ControlPlane-Signature"
+MAX_AGE_SECONDS = 300
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
+
+
+def verify_webhook(agent: Agent, *, timestamp: str, signature: str, body: bytes) -> None:
+    secret = agent_webhook_secret(agent)
+    if secret is None:
+        raise Unauthenticated("This agent has no webhook secret yet: rotate one on its page.")
+    if not timestamp or not signature:
+        raise Unauthenticated(f"Send {TIMESTAMP_HEADER} and {SIGNATURE_HEADER}.")
+    try:
+        sent_at = int(timestamp)
+    except ValueError:
+        raise Unauthenticated(f"{TIMESTAMP_HEADER} is not a unix time in seconds.") from None
+    if abs(time.time() - sent_at) > MAX_AGE_SECONDS:
+        raise Unauthenticated("The signature is older than 5 minutes (or from the future).")
+    if not hmac.compare_digest(sign(secret, timestamp, body), signature):
+        raise Unauthenticated("The signature does not match.")
+    # Only a valid signature is remembered: garbage cannot fill the replay store.
+    if not cache.add(f"webhook-signature:{agent.pk}:{signature}", 1, timeout=2 * MAX_AGE_SECONDS):
+        raise Unauthenticated("This signature was already used (a replay).")
+
+
+def webhook_instructions(request: Any, agent: Agent, secret: str) -> dict[str, Any]:
+    """What a sender needs, shown once after a rotation."""
+    return {
+        "secret": secret,
+        "url": request.build_absolute_uri(reverse("api:agent-webhook", args=[agent.pk])),
+        "headers": {
+            TIMESTAMP_HEADER: "<unix time in seconds>",
+            SIGNATURE_HEADER: "sha256=<hex HMAC-SHA256(secret, timestamp + '.' + raw body)>",
+        },
+    }

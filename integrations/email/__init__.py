@@ -1,0 +1,1 @@
+"""E-mail through Django's e-mail backend (SMTP)."""

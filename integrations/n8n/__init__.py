@@ -1,0 +1,1 @@
+"""n8n: start a workflow through its webhook."""

@@ -1,0 +1,318 @@
+"""The tool proxy: every tool call of every run goes through ``ToolProxy.call``.
+
+In order: replay a call already made under the same idempotency key (never twice); check
+the tool is offered, the version's capability and allowed destination, the tool's own config;
+ask the policy seam; record the action *before* sending; decrypt the credential (audited)
+and hand it to the tool, which neither the agent config nor the model ever sees; send,
+retrying retryable errors with backoff and the same key; record the step, the action's
+outcome and an audit event. A refused or failed call goes back to the model as a tool error
+with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError
+from django.utils import timezone
+
+from controlplane.access import Actor
+from controlplane.audit import audit_record
+from controlplane.db import release_connection
+from executions import recording
+from executions.models import Execution, ExecutionAction, ExecutionStep
+from integrations.catalog import TOOLS
+from integrations.llm.base import ToolCall
+from integrations.tools.base import ToolContext, ToolError, ToolRefused
+from integrations.tools.registry import get_tool
+from integrations.vault import credential_exists, credential_use
+
+PROXY = Actor.for_system("tool-proxy")
+MAX_CONTENT_CHARS = 20_000
+
+
+@dataclass(frozen=True)
+class ToolOutcome:
+    """What the model gets back."""
+
+    content: str
+    is_error: bool
+
+
+@dataclass(frozen=True)
+class PolicyVerdict:
+    allowed: bool
+    reason: str = ""
+    trace: tuple[dict[str, Any], ...] = ()
+
+
+def policy_verdict(
+    execution: Execution, action: str, target: str, arguments: dict[str, Any]
+) -> PolicyVerdict:
+    """The seam where the policy engine and approvals plug in (their own issues): decide
+    whether this tool call may go ahead. Until then every call that passed the version's
+    own checks goes ahead."""
+    return PolicyVerdict(allowed=True)
+
+
+def _as_text(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
+    return text if len(text) <= MAX_CONTENT_CHARS else text[:MAX_CONTENT_CHARS] + " …[truncated]"
+
+
+class ToolProxy:
+    def __init__(self, execution: Execution, config: dict[str, Any], deadline: float) -> None:
+        self.execution = execution
+        self.config = config
+        self.deadline = deadline  # time.monotonic() at which the run times out
+        self.offered = {tool["name"]: tool.get("config", {}) for tool in config.get("tools", [])}
+
+    def call(self, call: ToolCall, key: str) -> ToolOutcome:
+        existing = ExecutionAction.objects.filter(idempotency_key=key).first()
+        if existing is not None:
+            replay = self._replay(existing)
+            if replay is not None:
+                return replay
+        try:
+            tool, tool_config = self._check(call)
+        except ToolRefused as refused:
+            return self._refused(call, key, refused.reason)
+        action = existing or self._record_start(call, key)
+        if action is None:  # another runner recorded it between our read and write
+            replay = self._replay(ExecutionAction.objects.get(idempotency_key=key))
+            return replay or ToolOutcome("The action is in progress elsewhere.", True)
+        return self._send(tool, tool_config, call, action)
+
+    # --- before sending -------------------------------------------------------------------
+
+    def _replay(self, action: ExecutionAction) -> ToolOutcome | None:
+        """The outcome of a call made before (a resumed or re-run execution), or None when
+        it should be sent (again, with the same key) now."""
+        if action.status == ExecutionAction.Status.SUCCEEDED:
+            recording.log(
+                self.execution,
+                f"{action.action}: already done, not repeated",
+                key=action.idempotency_key,
+            )
+            return ToolOutcome(_as_text(action.result), False)
+        if action.status in (ExecutionAction.Status.FAILED, ExecutionAction.Status.REFUSED):
+            return ToolOutcome(action.error, True)
+        # STARTED: a crash interrupted it; its outcome is unknown.
+        if get_tool(action.action).idempotent_retry:
+            recording.log(
+                self.execution,
+                f"{action.action}: interrupted, sent again with the same key",
+                key=action.idempotency_key,
+            )
+            return None
+        message = (
+            f"{action.action} was interrupted by a worker failure; its outcome is unknown and it "
+            "is not sent again (this service cannot deduplicate)."
+        )
+        ExecutionAction.objects.filter(pk=action.pk, status=ExecutionAction.Status.STARTED).update(
+            status=ExecutionAction.Status.FAILED, error=message, finished_at=timezone.now()
+        )
+        return ToolOutcome(message, True)
+
+    def _check(self, call: ToolCall) -> tuple[Any, dict[str, Any]]:
+        spec = TOOLS.get(call.name)
+        if spec is None or call.name not in self.offered:
+            raise ToolRefused(f"The tool {call.name!r} is not offered to this agent.")
+        if not self.config.get("capabilities", {}).get(spec.capability):
+            raise ToolRefused(f"This agent lacks the {spec.capability!r} capability.")
+        if not self.config.get("allowed_destinations", {}).get(spec.destination):
+            raise ToolRefused(f"Destination {spec.destination!r} is not allowed for this agent.")
+        tool = get_tool(call.name)
+        tool_config = self.offered[call.name]
+        tool.authorize(call.arguments, tool_config)
+        verdict = policy_verdict(self.execution, call.name, spec.destination, call.arguments)
+        if not verdict.allowed:
+            raise ToolRefused(verdict.reason or "Refused by policy.")
+        return tool, tool_config
+
+    def _record_start(self, call: ToolCall, key: str) -> ExecutionAction | None:
+        try:
+            return ExecutionAction.objects.create(
+                execution=self.execution,
+                idempotency_key=key,
+                action=call.name,
+                status=ExecutionAction.Status.STARTED,
+                arguments=call.arguments,
+                started_at=timezone.now(),
+            )
+        except IntegrityError:
+            return None
+
+    def _credential(self, tool_name: str, tool_config: dict[str, Any]) -> Any:
+        name = tool_config.get("credential") or TOOLS[tool_name].kind
+        if not tool_config.get("credential") and not credential_exists(name):
+            return None
+        return credential_use(
+            name=name,
+            purpose=f"tool:{tool_name}",
+            actor=PROXY,
+            agent_id=self.execution.agent_id,
+            execution_id=self.execution.pk,
+        )
+
+    # --- sending --------------------------------------------------------------------------
+
+    def _send(
+        self, tool: Any, tool_config: dict[str, Any], call: ToolCall, action: ExecutionAction
+    ) -> ToolOutcome:
+        started_at, started = timezone.now(), time.monotonic()
+        try:
+            credential = self._credential(call.name, tool_config)
+        except Exception as exc:  # a missing or undecryptable credential is a refusal
+            return self._finish(
+                call, action, started_at, started, error=f"Credential problem: {exc}", refused=True
+            )
+        max_attempts = settings.TOOL_MAX_ATTEMPTS
+        for attempt in range(1, max_attempts + 1):
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
+                return self._finish(
+                    call, action, started_at, started, error="The run's time is up."
+                )
+            context = ToolContext(
+                execution_id=str(self.execution.pk),
+                agent_name=self.execution.agent.name,
+                config=tool_config,
+                idempotency_key=action.idempotency_key,
+                credential=credential,
+                timeout=min(float(tool_config.get("timeout_seconds", 30)), remaining),
+            )
+            ExecutionAction.objects.filter(pk=action.pk).update(attempts=attempt)
+            release_connection()  # don't hold a database connection while waiting on the network
+            try:
+                result = tool.run(context, call.arguments)
+            except ToolRefused as refused:
+                return self._finish(
+                    call, action, started_at, started, error=refused.reason, refused=True
+                )
+            except ToolError as error:
+                if error.retryable and attempt < max_attempts:
+                    delay = min(
+                        settings.TOOL_RETRY_MAX_SECONDS,
+                        settings.TOOL_RETRY_BASE_SECONDS * 2 ** (attempt - 1),
+                    )
+                    delay *= random.uniform(0.5, 1.0)
+                    recording.log(
+                        self.execution,
+                        f"{call.name}: {error.message}; retrying in {delay:.1f}s",
+                        "warn",
+                        attempt=attempt,
+                    )
+                    time.sleep(max(0.0, min(delay, self.deadline - time.monotonic())))
+                    continue
+                return self._finish(call, action, started_at, started, error=error.message)
+            return self._finish(call, action, started_at, started, result=result)
+        return self._finish(
+            call, action, started_at, started, error="No attempt left."
+        )  # pragma: no cover
+
+    def _finish(
+        self,
+        call: ToolCall,
+        action: ExecutionAction,
+        started_at: Any,
+        started: float,
+        *,
+        result: Any = None,
+        error: str = "",
+        refused: bool = False,
+    ) -> ToolOutcome:
+        latency_ms = int((time.monotonic() - started) * 1000)
+        if result is not None:
+            status = ExecutionAction.Status.SUCCEEDED
+            content, target, method = result.content, result.target, result.method
+        else:
+            status = ExecutionAction.Status.REFUSED if refused else ExecutionAction.Status.FAILED
+            content, target, method = None, action.target, action.method
+        ExecutionAction.objects.filter(pk=action.pk).update(
+            status=status,
+            result=content,
+            error=error,
+            target=target[:500],
+            method=method[:100],
+            finished_at=timezone.now(),
+        )
+        self._record(
+            call,
+            action.idempotency_key,
+            status,
+            target,
+            method,
+            latency_ms,
+            started_at,
+            error,
+            result.detail if result is not None else {},
+        )
+        if result is None:
+            return ToolOutcome(error, True)
+        return ToolOutcome(_as_text(content), False)
+
+    def _refused(self, call: ToolCall, key: str, reason: str) -> ToolOutcome:
+        now = timezone.now()
+        ExecutionAction.objects.get_or_create(
+            idempotency_key=key,
+            defaults={
+                "execution": self.execution,
+                "action": call.name,
+                "status": ExecutionAction.Status.REFUSED,
+                "arguments": call.arguments,
+                "error": reason,
+                "approved": False,
+                "auto_approved": False,
+                "started_at": now,
+                "finished_at": now,
+            },
+        )
+        self._record(call, key, ExecutionAction.Status.REFUSED, "", "", 0, now, reason, {})
+        return ToolOutcome(f"Refused: {reason}", True)
+
+    def _record(
+        self,
+        call: ToolCall,
+        key: str,
+        status: str,
+        target: str,
+        method: str,
+        latency_ms: int,
+        started_at: Any,
+        error: str,
+        detail: dict[str, Any],
+    ) -> None:
+        step_status = {
+            ExecutionAction.Status.SUCCEEDED: ExecutionStep.Status.SUCCESS,
+            ExecutionAction.Status.REFUSED: ExecutionStep.Status.REFUSED,
+        }.get(status, ExecutionStep.Status.FAILED)
+        recording.add_step(
+            self.execution,
+            name=call.name,
+            kind=ExecutionStep.Kind.TOOL_CALL,
+            status=step_status,
+            started_at=started_at,
+            latency_ms=latency_ms,
+            detail={"target": target, "method": method, "key": key, "error": error, **detail},
+        )
+        audit_record(
+            actor=PROXY,
+            action=f"tool.{status}",
+            target_type="execution",
+            target_id=self.execution.pk,
+            target_repr=f"{call.name} → {target}"[:200],
+            agent_id=self.execution.agent_id,
+            after={
+                "action": call.name,
+                "target": target,
+                "method": method,
+                "key": key,
+                "error": error,
+            },
+        )

@@ -1,0 +1,1 @@
+"""Slack: chat.postMessage with a bot token, or an incoming webhook."""

@@ -1,0 +1,49 @@
+"""Which class implements each tool action of ``integrations.catalog.TOOLS``.
+
+Tools are stateless, so one instance of each serves every call and thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from integrations.email.tool import SendEmailTool
+from integrations.http.tool import ExternalAPIPostTool, HTTPRequestTool
+from integrations.llm.base import ToolDefinition
+from integrations.n8n.tool import N8nWorkflowTool
+from integrations.slack.tool import SlackNotificationTool
+from integrations.tools.base import Tool
+from integrations.webhook.tool import WebhookPostTool
+
+_TOOLS: dict[str, Tool] = {
+    tool.name: tool
+    for tool in (
+        SlackNotificationTool(),
+        SendEmailTool(),
+        HTTPRequestTool(),
+        ExternalAPIPostTool(),
+        WebhookPostTool(),
+        N8nWorkflowTool(),
+    )
+}
+
+
+class UnknownTool(KeyError):
+    def __str__(self) -> str:
+        return f"No tool named {self.args[0]!r}."
+
+
+def get_tool(name: str) -> Tool:
+    """The tool for a catalog action name; ``UnknownTool`` (a ``KeyError``) otherwise."""
+    try:
+        return _TOOLS[name]
+    except KeyError:
+        raise UnknownTool(name) from None
+
+
+def tool_definitions(names: Iterable[str]) -> list[ToolDefinition]:
+    """What the model is offered for these actions (in the order given)."""
+    return [
+        ToolDefinition(tool.name, tool.description, tool.input_schema)
+        for tool in map(get_tool, names)
+    ]

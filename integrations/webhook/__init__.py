@@ -1,0 +1,1 @@
+"""Webhooks: POST the model's JSON to the configured URL, HMAC-signed."""
