@@ -49,6 +49,21 @@ def agent_get(*, actor: Actor, ref: str, perm: str = "agents.view_agent") -> Age
     return agent
 
 
+def agent_for_run(*, actor: Actor, ref: str) -> Agent:
+    """The agent to trigger, by id or name, with its runnable versions: one lean query (the
+    trigger path is hot). Not found unless the actor may see it, as ``agent_get``."""
+    lookup: dict[str, Any]
+    try:
+        lookup = {"pk": uuid.UUID(str(ref))}
+    except ValueError:
+        lookup = {"name": ref}
+    agents = agent_visible_qs(actor=actor).select_related("production_version", "staging_version")
+    agent = next(iter(agents.filter(**lookup).order_by()), None)
+    if agent is None:
+        raise NotFound(f"No agent {ref!r}.", code="agent_not_found")
+    return agent
+
+
 def agent_versions(*, agent: Agent) -> QuerySet[AgentVersion]:
     return agent.versions.select_related("created_by", "previous_production").order_by(
         "-created_at"

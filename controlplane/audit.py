@@ -91,7 +91,7 @@ def _event_digest(event: AuditEvent) -> str:
 
 
 def _locked_head() -> AuditChainHead:
-    head = AuditChainHead.objects.select_for_update().filter(pk=1).first()
+    head = next(iter(AuditChainHead.objects.select_for_update().filter(pk=1)), None)
     if head is None:
         try:
             with transaction.atomic():
@@ -115,7 +115,9 @@ def audit_record(
 ) -> AuditEvent:
     """Append one event to the chain, in the caller's transaction."""
     context = request_context.get()
-    with transaction.atomic():
+    # No savepoint: an error here aborts the caller's transaction anyway (the change and its
+    # event stand or fall together).
+    with transaction.atomic(savepoint=False):
         head = _locked_head()
         event = AuditEvent(
             seq=head.seq + 1,

@@ -100,7 +100,10 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
 ]
 
-ROOT_URLCONF = "controlplane.urls"
+# manage.py bench serves one extra, bare view (its floor) through controlplane.bench.urls.
+ROOT_URLCONF = (
+    "controlplane.bench.urls" if env_bool("CONTROLPLANE_BENCH_URLS", False) else "controlplane.urls"
+)
 ASGI_APPLICATION = "controlplane.asgi.application"
 
 TEMPLATES = [

@@ -25,8 +25,8 @@ from django.utils import timezone
 from jsonschema import Draft202012Validator
 
 from controlplane.db import release_connection
-from executions import recording
 from executions.models import Execution, ExecutionStep
+from executions.recording import RunRecorder
 from integrations.llm.base import LLMRequest, LLMResult, ProviderError, ToolCall, ToolDefinition
 from integrations.llm.registry import provider_for
 from integrations.proxy import ToolProxy
@@ -46,8 +46,11 @@ def first_message(value: Any) -> str:
 
 
 class AgentLoop:
-    def __init__(self, execution: Execution, deadline: float, stop: type[Exception]) -> None:
+    def __init__(
+        self, execution: Execution, recorder: RunRecorder, deadline: float, stop: type[Exception]
+    ) -> None:
         self.execution = execution
+        self.recorder = recorder
         self.config = execution.agent_version.config
         self.llm = self.config["llm"]
         self.deadline = deadline
@@ -56,9 +59,10 @@ class AgentLoop:
             ToolDefinition(tool.name, tool.description, tool.input_schema)
             for tool in (get_tool(entry["name"]) for entry in self.config.get("tools", []))
         ]
-        self.proxy = ToolProxy(execution, self.config, deadline)
+        self.proxy = ToolProxy(execution, self.config, deadline, recorder)
 
     def run(self) -> LoopResult:
+        resumed = self.execution.checkpoint is not None
         state = self.execution.checkpoint or {
             "messages": [{"role": "user", "content": first_message(self.execution.input)}],
             "turn": 0,
@@ -82,7 +86,9 @@ class AgentLoop:
                     "max_turns",
                     f"The model still wanted to act after {state['turn']} turns.",
                 )
-            self._guard()
+            # A fresh run was claimed a moment ago: nothing to ask the database before its
+            # first call (a cancel before it ran cancels it directly).
+            self._guard(ask_database=state["turn"] > 0 or resumed)
             result = self._complete(provider, state["messages"])
             state["turn"] += 1
             state["messages"].append(
@@ -96,7 +102,6 @@ class AgentLoop:
                 }
             )
             if not result.tool_calls:
-                self._guard()  # a cancel that came while the model answered still wins
                 return self._finish(result.text)
             state["pending"] = [
                 {
@@ -111,9 +116,10 @@ class AgentLoop:
 
     # --- steps ----------------------------------------------------------------------------
 
-    def _guard(self) -> None:
+    def _guard(self, *, ask_database: bool = True) -> None:
         """Stop before the next step if a cancel was asked for or the time is up."""
-        if Execution.objects.filter(pk=self.execution.pk, cancel_requested=True).exists():
+        cancel = Execution.objects.filter(pk=self.execution.pk, cancel_requested=True)
+        if ask_database and cancel.exists():
             raise self.stop("cancelled", "cancelled", "Cancelled on request.")
         if time.monotonic() >= self.deadline:
             raise self.stop(
@@ -142,8 +148,9 @@ class AgentLoop:
         self._checkpoint(state)
 
     def _checkpoint(self, state: dict[str, Any]) -> None:
+        """The conversation so far, with the totals so far (readers see tokens and cost grow)."""
         Execution.objects.filter(pk=self.execution.pk).update(
-            checkpoint=state, updated_at=timezone.now()
+            checkpoint=state, updated_at=timezone.now(), **self.recorder.totals_fields()
         )
 
     def _complete(self, provider: Any, messages: list[dict[str, Any]]) -> LLMResult:
@@ -178,8 +185,7 @@ class AgentLoop:
                 result = provider.complete(request)
             except ProviderError as error:
                 latency = int((time.monotonic() - started) * 1000)
-                recording.log(
-                    self.execution,
+                self.recorder.log(
                     f"{self.llm['provider']} call failed: {error.message}",
                     "warn" if error.retryable else "error",
                     error_type=error.error_type,
@@ -187,8 +193,7 @@ class AgentLoop:
                     attempt=attempt,
                 )
                 if not error.retryable or attempt == attempts:
-                    recording.record_llm_call(
-                        self.execution,
+                    self.recorder.llm_call(
                         provider=self.llm["provider"],
                         model=self.llm["model"],
                         prompt_tokens=0,
@@ -206,8 +211,7 @@ class AgentLoop:
                 time.sleep(self._backoff(attempt, error))
                 self._guard()
                 continue
-            recording.record_llm_call(
-                self.execution,
+            self.recorder.llm_call(
                 provider=self.llm["provider"],
                 model=result.model or self.llm["model"],
                 prompt_tokens=result.prompt_tokens,

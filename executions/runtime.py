@@ -20,10 +20,10 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
-from controlplane.db import release_connection
-from executions import heartbeat, recording
+from executions import heartbeat
 from executions.agent_loop import AgentLoop
 from executions.models import Execution
+from executions.recording import RunRecorder
 from executions.services import callback_token_new, execution_transition
 from integrations import net
 from integrations.tools.base import ToolError, ToolRefused
@@ -54,65 +54,76 @@ class Outcome:
 
 def run_execution(*, execution_id: str, attempt: int, worker: str = "") -> str | None:
     """Claim and run one execution; returns its final status, or None if not ours to run."""
-    now = timezone.now()
+
+    def claim(locked: Execution) -> dict[str, Any]:
+        now = timezone.now()
+        fields: dict[str, Any] = {"heartbeat_at": now, "worker": worker[:200]}
+        if locked.started_at is None:
+            # The time budget counts from the first start: a re-run after a crash keeps it.
+            timeout = locked.agent_version.config.get("timeout_seconds", 300)
+            fields["started_at"] = now
+            fields["deadline_at"] = now + timedelta(seconds=timeout)
+        return fields
+
     execution = execution_transition(
         execution_id=execution_id,
         to=S.RUNNING,
         expect={S.QUEUED},
         attempt=attempt,
-        fields={"heartbeat_at": now, "worker": worker[:200]},
+        fields=claim,
+        related=("agent", "agent_version"),
     )
     if execution is None:
         return None
-    execution = Execution.objects.select_related("agent", "agent_version").get(pk=execution.pk)
-    if execution.started_at is None:
-        # The time budget counts from the first start: a re-run after a crash does not reset it.
-        timeout = execution.agent_version.config.get("timeout_seconds", 300)
-        execution.started_at = now
-        execution.deadline_at = now + timedelta(seconds=timeout)
-        Execution.objects.filter(pk=execution.pk).update(
-            started_at=execution.started_at, deadline_at=execution.deadline_at
-        )
-    recording.log(execution, f"attempt {attempt} started on {worker or 'a worker'}")
+    resumed = attempt > 1 or execution.checkpoint is not None
+    recorder = RunRecorder(execution, fresh=not resumed)
+    if resumed:
+        recorder.log(f"attempt {attempt} resumes the run on {worker or 'a worker'}")
     heartbeat.track(execution.pk)
     try:
-        outcome = RUNTIMES[execution.agent_version.config["runtime"]](execution)
+        outcome = RUNTIMES[execution.agent_version.config["runtime"]](execution, recorder)
     except RunStopped as stop:
-        return _stop(execution, stop)
+        return _stop(execution, recorder, stop)
     except Exception as exc:
         logger.exception("execution %s failed unexpectedly", execution.pk)
         return _stop(
-            execution, RunStopped(S.FAILED, "internal_error", f"{type(exc).__name__}: {exc}")
+            execution,
+            recorder,
+            RunStopped(S.FAILED, "internal_error", f"{type(exc).__name__}: {exc}"),
         )
     finally:
         heartbeat.untrack(execution.pk)
-        release_connection()
     if outcome.awaiting_report:
         Execution.objects.filter(pk=execution.pk).update(awaiting_report=True, **outcome.fields)
-        recording.log(execution, "handed to the workflow; waiting for its report")
+        recorder.log("handed to the workflow; waiting for its report")
         return S.RUNNING
     finished = execution_transition(
         execution_id=execution.pk,
         to=S.SUCCESS,
         expect={S.RUNNING},
+        unless_cancel_requested=True,  # a cancel that came while the model answered wins
         fields={
             "output": outcome.output,
             "output_summary": outcome.summary[:2000],
             "total_latency_ms": _elapsed_ms(execution),
             "checkpoint": None,
+            **recorder.totals_fields(),
             **outcome.fields,
         },
     )
-    return finished.status if finished else None
+    if finished is None:
+        return _stop(
+            execution, recorder, RunStopped(S.CANCELLED, "cancelled", "Cancelled on request.")
+        )
+    return finished.status
 
 
 def _elapsed_ms(execution: Execution) -> int:
     return int((timezone.now() - execution.started_at).total_seconds() * 1000)
 
 
-def _stop(execution: Execution, stop: RunStopped) -> str | None:
-    recording.log(
-        execution,
+def _stop(execution: Execution, recorder: RunRecorder, stop: RunStopped) -> str | None:
+    recorder.log(
         stop.message or stop.status,
         "error" if stop.status == S.FAILED else "warn",
         error_type=stop.error_type,
@@ -125,6 +136,7 @@ def _stop(execution: Execution, stop: RunStopped) -> str | None:
             "error_type": stop.error_type,
             "error_message": stop.message[:10_000],
             "total_latency_ms": _elapsed_ms(execution),
+            **recorder.totals_fields(),
         },
         reason=stop.error_type,
     )
@@ -139,12 +151,12 @@ def deadline_monotonic(execution: Execution) -> float:
 # --- runtimes ---------------------------------------------------------------------------------
 
 
-def run_llm(execution: Execution) -> Outcome:
-    result = AgentLoop(execution, deadline_monotonic(execution), stop=RunStopped).run()
+def run_llm(execution: Execution, recorder: RunRecorder) -> Outcome:
+    result = AgentLoop(execution, recorder, deadline_monotonic(execution), stop=RunStopped).run()
     return Outcome(output=result.output, summary=result.summary)
 
 
-def run_n8n(execution: Execution) -> Outcome:
+def run_n8n(execution: Execution, recorder: RunRecorder) -> Outcome:
     """POST seed 000's webhook payload to the workflow; the run then waits (freeing the
     worker) for ``POST /api/v1/executions/{id}/report``, authenticated by a per-execution
     token. No report before the deadline: timed_out (maintenance)."""
@@ -171,11 +183,11 @@ def run_n8n(execution: Execution) -> Outcome:
         + reverse("api:execution-report", args=[execution.pk]),
         "callback_token": token,
     }
-    _post_external(execution, url, payload, what="n8n workflow")
+    _post_external(execution, recorder, url, payload, what="n8n workflow")
     return Outcome(awaiting_report=True)
 
 
-def run_webhook(execution: Execution) -> Outcome:
+def run_webhook(execution: Execution, recorder: RunRecorder) -> Outcome:
     """POST the input to the version's webhook URL; its JSON answer is the output."""
     config = execution.agent_version.config
     payload = {
@@ -183,7 +195,7 @@ def run_webhook(execution: Execution) -> Outcome:
         "agent": execution.agent.name,
         "input": execution.input,
     }
-    response = _post_external(execution, config["webhook_url"], payload, what="webhook")
+    response = _post_external(execution, recorder, config["webhook_url"], payload, what="webhook")
     try:
         output = json.loads(response.text) if response.text else None
     except json.JSONDecodeError:
@@ -191,7 +203,9 @@ def run_webhook(execution: Execution) -> Outcome:
     return Outcome(output=output, summary=(response.text or "")[:500])
 
 
-def _post_external(execution: Execution, url: str, payload: dict[str, Any], *, what: str) -> Any:
+def _post_external(
+    execution: Execution, recorder: RunRecorder, url: str, payload: dict[str, Any], *, what: str
+) -> Any:
     started_at, started = timezone.now(), time.monotonic()
     remaining = (execution.deadline_at - timezone.now()).total_seconds()
     try:
@@ -208,8 +222,7 @@ def _post_external(execution: Execution, url: str, payload: dict[str, Any], *, w
         )
     except (ToolError, ToolRefused) as exc:
         message = getattr(exc, "message", None) or getattr(exc, "reason", str(exc))
-        recording.add_step(
-            execution,
+        recorder.add_step(
             name=what,
             kind="external",
             status="failed",
@@ -220,8 +233,7 @@ def _post_external(execution: Execution, url: str, payload: dict[str, Any], *, w
         raise RunStopped(
             S.FAILED, "external_runtime_error", f"The {what} at {url} failed: {message}"
         ) from None
-    recording.add_step(
-        execution,
+    recorder.add_step(
         name=what,
         kind="external",
         status="success",

@@ -8,7 +8,7 @@ import hashlib
 import json
 import secrets
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -21,6 +21,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from agents.models import Agent, AgentVersion
 from controlplane.access import Actor, can
 from controlplane.audit import audit_record
+from controlplane.celery import app as celery_app
 from controlplane.errors import Conflict, Forbidden, Invalid, ServiceError
 from executions.events import ExecutionChange, publish_after_commit
 from executions.models import Execution
@@ -50,32 +51,41 @@ def execution_transition(
     actor: Actor = SYSTEM,
     expect: Iterable[str] | None = None,
     attempt: int | None = None,
-    fields: dict[str, Any] | None = None,
+    fields: dict[str, Any] | Callable[[Execution], dict[str, Any]] | None = None,
+    unless_cancel_requested: bool = False,
+    related: tuple[str, ...] = (),
     reason: str = "",
 ) -> Execution | None:
     """Move one execution to ``to`` if it is in one of ``expect`` (default: every status
-    ``to`` may be reached from) and, if given, still at ``attempt``. The row is locked, so
-    of two racing callers exactly one succeeds; the loser gets None. Saves ``fields`` with
-    the status, writes the audit event and publishes the change after commit. The only
+    ``to`` may be reached from), still at ``attempt`` if given, and not asked to cancel if
+    ``unless_cancel_requested``. The row is locked, so of two racing callers exactly one
+    succeeds; the loser gets None. Saves ``fields`` (or what ``fields(locked row)`` returns)
+    with the status, writes the audit event and publishes the change after commit. The only
     writer of ``Execution.status``."""
     allowed = ALLOWED_FROM[to] if expect is None else frozenset(expect) & ALLOWED_FROM[to]
-    fields = fields or {}
-    if to in Execution.TERMINAL:
-        fields.setdefault("completed_at", timezone.now())
     with transaction.atomic():
-        rows = Execution.objects.select_for_update(of=("self",)).filter(
-            pk=execution_id, status__in=allowed
+        rows = (
+            Execution.objects.select_for_update(of=("self",))
+            .filter(pk=execution_id, status__in=allowed)
+            .order_by()
         )
         if attempt is not None:
             rows = rows.filter(attempt=attempt)
-        execution = rows.first()
+        if unless_cancel_requested:
+            rows = rows.filter(cancel_requested=False)
+        if related:
+            rows = rows.select_related(*related)
+        execution = next(iter(rows), None)
         if execution is None:
             return None
+        values = dict(fields(execution) if callable(fields) else fields or {})
+        if to in Execution.TERMINAL:
+            values.setdefault("completed_at", timezone.now())
         previous = execution.status
         execution.status = to
-        for name, value in fields.items():
+        for name, value in values.items():
             setattr(execution, name, value)
-        execution.save(update_fields=["status", "updated_at", *fields])
+        execution.save(update_fields=["status", "updated_at", *values])
         after: dict[str, Any] = {"status": to, "attempt": execution.attempt}
         if reason:
             after["reason"] = reason
@@ -99,11 +109,17 @@ def execution_transition(
     return execution
 
 
+RUN_TASK = "executions.tasks.execution_run"
+
+
+def _ring(execution_id: str, attempt: int) -> None:
+    # By name: a web process that triggers runs need not import the runtime (and its SDKs).
+    celery_app.send_task(RUN_TASK, args=[execution_id, attempt], queue="executions")
+
+
 def enqueue_after_commit(execution: Execution) -> None:
     """Ring the doorbell once the row is committed: a worker never sees an uncommitted run."""
-    from executions.tasks import execution_run
-
-    transaction.on_commit(partial(execution_run.delay, str(execution.pk), execution.attempt))
+    transaction.on_commit(partial(_ring, str(execution.pk), execution.attempt))
 
 
 # --- triggering -------------------------------------------------------------------------------
@@ -115,10 +131,23 @@ class TriggerResult:
     created: bool  # False: the Idempotency-Key named an existing execution
 
 
-def validate_input(schema: dict[str, Any], value: Any) -> None:
+_FORMATS = FormatChecker()
+# Compiled input validators by config hash: the hash names the content, so an entry never
+# goes stale (a cache of read-mostly data, per process).
+_VALIDATORS: dict[str, Draft202012Validator] = {}
+
+
+def validate_input(version: AgentVersion, value: Any) -> None:
     """The version's ``input_schema`` (JSON Schema, formats checked): 400 listing every
     failing path."""
-    validator = Draft202012Validator(schema, format_checker=FormatChecker())
+    validator = _VALIDATORS.get(version.config_hash)
+    if validator is None:
+        if len(_VALIDATORS) >= 1024:
+            _VALIDATORS.clear()
+        schema = version.config.get("input_schema") or {"type": "object"}
+        validator = _VALIDATORS[version.config_hash] = Draft202012Validator(
+            schema, format_checker=_FORMATS
+        )
     errors = sorted(validator.iter_errors(value), key=lambda error: list(error.absolute_path))
     if not errors:
         return
@@ -200,7 +229,7 @@ def execution_trigger(
     agent_version, is_staging = _version_to_run(agent, version)
     if is_staging and actor.kind != "system" and not can(actor, "agents.change_agent", agent):
         raise Forbidden("Running the staging version needs the right to change the agent.")
-    validate_input(agent_version.config.get("input_schema") or {"type": "object"}, input)
+    validate_input(agent_version, input)
     fingerprint = _fingerprint(agent_version, input)
     if idempotency_key:
         existing = _existing_by_key(agent, idempotency_key, fingerprint)

@@ -24,8 +24,8 @@ from django.utils import timezone
 from controlplane.access import Actor
 from controlplane.audit import audit_record
 from controlplane.db import release_connection
-from executions import recording
 from executions.models import Execution, ExecutionAction, ExecutionStep
+from executions.recording import RunRecorder
 from integrations.catalog import TOOLS
 from integrations.llm.base import ToolCall
 from integrations.tools.base import ToolContext, ToolError, ToolRefused
@@ -66,8 +66,11 @@ def _as_text(value: Any) -> str:
 
 
 class ToolProxy:
-    def __init__(self, execution: Execution, config: dict[str, Any], deadline: float) -> None:
+    def __init__(
+        self, execution: Execution, config: dict[str, Any], deadline: float, recorder: RunRecorder
+    ) -> None:
         self.execution = execution
+        self.recorder = recorder
         self.config = config
         self.deadline = deadline  # time.monotonic() at which the run times out
         self.offered = {tool["name"]: tool.get("config", {}) for tool in config.get("tools", [])}
@@ -94,8 +97,7 @@ class ToolProxy:
         """The outcome of a call made before (a resumed or re-run execution), or None when
         it should be sent (again, with the same key) now."""
         if action.status == ExecutionAction.Status.SUCCEEDED:
-            recording.log(
-                self.execution,
+            self.recorder.log(
                 f"{action.action}: already done, not repeated",
                 key=action.idempotency_key,
             )
@@ -104,8 +106,7 @@ class ToolProxy:
             return ToolOutcome(action.error, True)
         # STARTED: a crash interrupted it; its outcome is unknown.
         if get_tool(action.action).idempotent_retry:
-            recording.log(
-                self.execution,
+            self.recorder.log(
                 f"{action.action}: interrupted, sent again with the same key",
                 key=action.idempotency_key,
             )
@@ -202,8 +203,7 @@ class ToolProxy:
                         settings.TOOL_RETRY_BASE_SECONDS * 2 ** (attempt - 1),
                     )
                     delay *= random.uniform(0.5, 1.0)
-                    recording.log(
-                        self.execution,
+                    self.recorder.log(
                         f"{call.name}: {error.message}; retrying in {delay:.1f}s",
                         "warn",
                         attempt=attempt,
@@ -292,8 +292,7 @@ class ToolProxy:
             ExecutionAction.Status.SUCCEEDED: ExecutionStep.Status.SUCCESS,
             ExecutionAction.Status.REFUSED: ExecutionStep.Status.REFUSED,
         }.get(status, ExecutionStep.Status.FAILED)
-        recording.add_step(
-            self.execution,
+        self.recorder.add_step(
             name=call.name,
             kind=ExecutionStep.Kind.TOOL_CALL,
             status=step_status,

@@ -14,7 +14,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from agents.selectors import agent_get
+from agents.selectors import agent_for_run
 from controlplane.access import Actor, actor_from_request
 from controlplane.api.pagination import NewestFirstCursorPagination, PagePagination
 from controlplane.errors import Invalid, Unauthenticated
@@ -24,8 +24,9 @@ from executions.api.serializers import (
     ExecutionLogSerializer,
     ExecutionSerializer,
     ExecutionTriggeredSerializer,
-    ReportSerializer,
     ExecutionTriggerSerializer,
+    ReportSerializer,
+    execution_links,
 )
 from executions.filters import ExecutionFilter
 from executions.models import Execution
@@ -51,19 +52,28 @@ def idempotency_key(request: Request) -> str | None:
 
 
 def accepted(result: services.TriggerResult) -> Response:
-    """202 with the execution; a replayed Idempotency-Key gets the same answer, marked."""
+    """202 with the execution in ExecutionTriggeredSerializer's shape, built directly (the
+    trigger path is hot); a replayed Idempotency-Key gets the same answer, marked."""
+    execution = result.execution
+    body = {
+        "execution_id": str(execution.pk),
+        "agent_id": str(execution.agent_id),
+        "agent_name": execution.agent.name,
+        "agent_version": execution.agent_version.version,
+        "is_staging": execution.is_staging,
+        "status": execution.status,
+        "trigger_source": execution.trigger_source,
+        "created_at": execution.created_at,
+        "links": execution_links(execution),
+    }
     headers = {} if result.created else {"Idempotent-Replayed": "true"}
-    return Response(
-        ExecutionTriggeredSerializer(result.execution).data,
-        status=status.HTTP_202_ACCEPTED,
-        headers=headers,
-    )
+    return Response(body, status=status.HTTP_202_ACCEPTED, headers=headers)
 
 
 def trigger(request: Request, *, agent_ref: str, data: dict[str, Any], source: str) -> Response:
     """The API's triggers (``/executions/trigger`` and ``/agents/{id}/execute``)."""
     actor = actor_from_request(request)
-    agent = agent_get(actor=actor, ref=agent_ref)
+    agent = agent_for_run(actor=actor, ref=agent_ref)
     result = services.execution_trigger(
         actor=actor,
         agent=agent,

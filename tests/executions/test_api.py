@@ -94,12 +94,19 @@ def test_detail_has_seed_000s_shape(finished: Execution, owner: Any, api_for: An
     assert body["actions_taken"] == []
 
 
-def test_logs(finished: Execution, owner: Any, outsider: Any, api_for: Any) -> None:
-    logs = api_for(owner).get(f"{URL}/{finished.pk}/logs").json()["results"]
+def test_logs(owner: Any, outsider: Any, api_for: Any, settings: Any) -> None:
+    settings.LLM_RETRY_BASE_SECONDS = settings.LLM_RETRY_MAX_SECONDS = 0.01
+    flaky = factories.runnable_agent(
+        owner, name="flaky", llm={"simulation": {"fail_times": 1, "fail_with": "overloaded"}}
+    )
+    execution = start(flaky, owner)
+    run_execution(execution_id=str(execution.pk), attempt=1)
 
-    assert logs and {"timestamp", "level", "message", "metadata"} <= set(logs[0])
-    assert "attempt 1 started" in logs[0]["message"]
-    assert api_for(outsider).get(f"{URL}/{finished.pk}/logs").status_code == 404
+    logs = api_for(owner).get(f"{URL}/{execution.pk}/logs").json()["results"]
+
+    assert [(line["level"], line["metadata"]["error_type"]) for line in logs] == [("warn", "overloaded")]
+    assert {"timestamp", "level", "message", "metadata"} <= set(logs[0])
+    assert api_for(outsider).get(f"{URL}/{execution.pk}/logs").status_code == 404
 
 
 def test_filters_and_cursor_pages(runner: Any, owner: Any, api_for: Any) -> None:

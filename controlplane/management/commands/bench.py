@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from controlplane.bench.harness import ROOT, isolated_environment
+
+BENCHES = ("executions",)
+
+
+class Command(BaseCommand):
+    help = (
+        "Measure a part of the system next to its floor, in one run, in a throwaway "
+        "environment (temporary database, own Redis). Prints each figure, its floor and the "
+        "ratio; --json prints them as one JSON object."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("bench", choices=BENCHES)
+        parser.add_argument("--json", action="store_true", help="One JSON object on stdout.")
+        parser.add_argument(
+            "--count", type=int, default=1000, help="Runs for the throughput figure."
+        )
+        parser.add_argument("--samples", type=int, default=100, help="Samples per latency figure.")
+        parser.add_argument(
+            "--seconds", type=float, default=5.0, help="Seconds of load per endpoint."
+        )
+        parser.add_argument("--in-flight", type=int, default=500, dest="in_flight")
+        parser.add_argument(
+            "--inner", action="store_true", help="(internal) run inside the environment"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["inner"]:
+            from executions import bench
+
+            results = bench.run(
+                count=options["count"],
+                samples=options["samples"],
+                seconds=options["seconds"],
+                in_flight_count=options["in_flight"],
+            )
+            self.stdout.write(json.dumps(results))
+            return
+        command = [
+            sys.executable,
+            "manage.py",
+            "bench",
+            options["bench"],
+            "--inner",
+            "--count",
+            str(options["count"]),
+            "--samples",
+            str(options["samples"]),
+            "--seconds",
+            str(options["seconds"]),
+            "--in-flight",
+            str(options["in_flight"]),
+        ]
+        with isolated_environment() as env:
+            done = subprocess.run(
+                command, cwd=ROOT, env=env, capture_output=True, text=True, check=False
+            )
+        if done.returncode != 0:
+            raise CommandError(f"the benchmark failed:\n{done.stderr[-4000:]}")
+        results = json.loads(done.stdout.strip().splitlines()[-1])
+        if options["json"]:
+            self.stdout.write(json.dumps(results, indent=2))
+            return
+        self.stdout.write(f"bench {options['bench']} on {results.pop('database')}")
+        for name, figure in results.items():
+            ratio = "n/a" if figure["ratio"] is None else f"{figure['ratio']:.3f}"
+            self.stdout.write(
+                f"  {name:<42} {figure['value']:>10.3f}  floor {figure['floor']:>10.3f}  "
+                f"ratio {ratio:>7}  ({figure['unit']}; target {figure['target']})"
+            )
