@@ -17,6 +17,8 @@ from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
+from django.urls import reverse
+from django.utils.html import format_html
 from guardian.admin import (
     AdminGroupObjectPermissionsForm,
     AdminUserObjectPermissionsForm,
@@ -30,6 +32,8 @@ from agents.models import Agent, AgentVersion, Tag
 from controlplane.access import actor_from_request, can
 from controlplane.admin import ServiceErrorsAsMessages
 from controlplane.errors import ServiceError, flatten_errors
+from executions.models import Execution
+from executions.services import execution_trigger
 
 DEFAULT_CONFIG = {
     "runtime": "llm",
@@ -135,6 +139,33 @@ def _lifecycle_action(name: str, label: str) -> Any:
     return run
 
 
+@admin.action(description="Run selected agents (empty input)", permissions=["execute"])
+def run_selected(modeladmin: AgentAdmin, request: HttpRequest, queryset: QuerySet[Agent]) -> None:
+    """One manual run of each agent's production version, with ``{}`` as the input."""
+    actor = actor_from_request(request)
+    for agent in queryset:
+        try:
+            result = execution_trigger(
+                actor=actor, agent=agent, input={}, source=Execution.Source.MANUAL
+            )
+        except ServiceError as exc:
+            modeladmin.message_user(request, f"{agent.name}: {exc.message}", messages.ERROR)
+            continue
+        execution = result.execution
+        modeladmin.message_user(
+            request,
+            format_html(
+                '{}: run <a href="{}">{}</a> of {} is {}.',
+                agent.name,
+                reverse("admin:executions_execution_change", args=[execution.pk]),
+                str(execution.pk)[:8],
+                execution.agent_version.version,
+                execution.status,
+            ),
+            messages.SUCCESS,
+        )
+
+
 @admin.register(Agent)
 class AgentAdmin(ServiceErrorsAsMessages, GuardedModelAdmin):
     list_display = [
@@ -189,6 +220,7 @@ class AgentAdmin(ServiceErrorsAsMessages, GuardedModelAdmin):
         _lifecycle_action("promote", "Promote (staging → production, else newest draft → staging)"),
         _lifecycle_action("rollback", "Roll back production to the previous version"),
         _lifecycle_action("archive", "Delete (archive) selected agents"),
+        run_selected,
     ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Agent]:
@@ -220,6 +252,11 @@ class AgentAdmin(ServiceErrorsAsMessages, GuardedModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Agent | None = None) -> bool:
         return False  # deleting is the soft delete: the "archive" action
+
+    def has_execute_permission(self, request: HttpRequest) -> bool:
+        """Offers the "Run" action to roles that may run agents (each agent is checked by
+        the service)."""
+        return can(actor_from_request(request), "agents.execute_agent")
 
     # django-guardian's "Object permissions" pages only ask for the model's change
     # permission, so a team member could grant themselves (or anyone) the owner's rights.

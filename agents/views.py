@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_http_methods, require_POST
 from rest_framework.exceptions import ValidationError
 
@@ -20,8 +23,13 @@ from agents.filters import AgentFilter
 from agents.forms import VersionCreateForm, VersionEditForm
 from agents.models import Agent, AgentVersion
 from controlplane.access import Actor, actor_from_request, can
-from controlplane.errors import NotFound, ServiceError, flatten_errors
+from controlplane.errors import Invalid, NotFound, ServiceError, flatten_errors
 from controlplane.views import paginate, render_page
+from executions.forms import RunForm, input_form_class
+from executions.models import Execution
+from executions.selectors import execution_list_for
+from executions.services import execution_trigger
+from executions.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, webhook_instructions
 
 ACTIONS = ("activate", "pause", "deprecate", "archive", "promote", "rollback")
 
@@ -64,10 +72,57 @@ def agent_list(request: HttpRequest) -> HttpResponse:
     return render_page(request, "agents/list.html", "agents/_list_table.html", context)
 
 
-@login_required
-def agent_detail(request: HttpRequest, name: str) -> HttpResponse:
-    actor = actor_from_request(request)
-    agent = _agent_or_404(actor, name)
+def _run_context(
+    actor: Actor, agent: Agent, *, version: str | None = None, data: QueryDict | None = None
+) -> dict[str, Any]:
+    """The Run section: the versions this user may pick (production; staging too with the
+    right to change the agent) and a form generated from the chosen one's input schema."""
+    if not can(actor, "agents.execute_agent", agent) or agent.status == Agent.Status.ARCHIVED:
+        return {"agent": agent, "can_run": False}
+    choices = [
+        (found, stage)
+        for found, stage in (
+            (agent.production_version, "production"),
+            (
+                agent.staging_version if can(actor, "agents.change_agent", agent) else None,
+                "staging",
+            ),
+        )
+        if found is not None
+    ]
+    chosen = next((found for found, _ in choices if found.version == version), None)
+    if chosen is None and choices:
+        chosen = choices[0][0]
+    context: dict[str, Any] = {
+        "agent": agent,
+        "can_run": True,
+        "run_version": chosen,
+        "run_versions": [(found.version, stage) for found, stage in choices],
+        "run_error": "",
+    }
+    if chosen is not None:
+        form_class = input_form_class(chosen.config.get("input_schema"))
+        context["input_form"] = form_class(data)
+        context["run_form"] = RunForm(data, initial={"version": chosen.version})
+    return context
+
+
+def _webhook_context(
+    request: HttpRequest, actor: Actor, agent: Agent, secret: str | None = None
+) -> dict[str, Any]:
+    return {
+        "can_rotate": can(actor, "agents.change_agent", agent)
+        and agent.status != Agent.Status.ARCHIVED,
+        "has_secret": bool(agent.webhook_secret_ciphertext),
+        "webhook_url": request.build_absolute_uri(reverse("api:agent-webhook", args=[agent.pk])),
+        "timestamp_header": TIMESTAMP_HEADER,
+        "signature_header": SIGNATURE_HEADER,
+        "instructions": webhook_instructions(request, agent, secret) if secret else None,
+        "webhook_error": "",
+    }
+
+
+def _detail_context(request: HttpRequest, actor: Actor, agent: Agent, **run: Any) -> dict[str, Any]:
     context = _panel_context(actor, agent)
     production = agent.production_version
     context["production_config"] = (
@@ -76,6 +131,19 @@ def agent_detail(request: HttpRequest, name: str) -> HttpResponse:
     versions = context["versions"]
     if len(versions) >= 2:
         context["diff_from"], context["diff_to"] = versions[1].version, versions[0].version
+    context.update(_run_context(actor, agent, **run))
+    context.update(_webhook_context(request, actor, agent))
+    context["can_view_runs"] = can(actor, "executions.view_execution")
+    if context["can_view_runs"]:
+        context["recent_runs"] = execution_list_for(actor=actor).filter(agent=agent)[:10]
+    return context
+
+
+@login_required
+def agent_detail(request: HttpRequest, name: str) -> HttpResponse:
+    actor = actor_from_request(request)
+    agent = _agent_or_404(actor, name)
+    context = _detail_context(request, actor, agent, version=request.GET.get("run_version"))
     return render_page(request, "agents/detail.html", "agents/_panel.html", context)
 
 
@@ -113,7 +181,13 @@ def agent_action(request: HttpRequest, name: str, action: str) -> HttpResponse:
         agent = _agent_or_404(actor, name)
         context = _panel_context(actor, agent, error=error)
         context["notice"] = "" if error else done
-        return render(request, "agents/_panel.html", context, status=status)
+        response = render(request, "agents/_panel.html", context, status=status)
+        # A promotion or a lifecycle move changes what the Run section offers: swap it too.
+        run = _run_context(actor, agent)
+        if run["can_run"]:
+            context = {**run, "oob": True}
+            response.content += render_to_string("agents/_run.html", context, request).encode()
+        return response
     if error:
         messages.error(request, error)
     else:
@@ -210,3 +284,97 @@ def version_edit(request: HttpRequest, name: str, version: str) -> HttpResponse:
                 return redirect("agents:detail", name=agent.name)
     context = {"agent": agent, "version": found, "form": form, "editable": editable}
     return render(request, "agents/version_edit.html", context, status=status)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def agent_run(request: HttpRequest, name: str) -> HttpResponse:
+    """The Run form: GET swaps in the form of another version (HTMX); POST triggers a run
+    through ``executions.services.execution_trigger`` and goes to the new execution's page.
+    A refusal (invalid input, agent not runnable) is shown in the form."""
+    actor = actor_from_request(request)
+    agent = _agent_or_404(actor, name)
+    if not can(actor, "agents.execute_agent", agent):
+        raise PermissionDenied
+    if request.method == "GET":
+        version = request.GET.get("version") or None
+        if not request.htmx:
+            query = f"?{urlencode({'run_version': version})}" if version else ""
+            return redirect(reverse("agents:detail", args=[agent.name]) + query + "#run")
+        return render(request, "agents/_run.html", _run_context(actor, agent, version=version))
+
+    context = _run_context(actor, agent, version=request.POST.get("version"), data=request.POST)
+    status = 400
+    run_form, input_form = context.get("run_form"), context.get("input_form")
+    if run_form is None or input_form is None:
+        context["run_error"], status = "This agent has no version to run.", 409
+    elif run_form.is_valid():
+        raw = run_form.cleaned_data["raw_input"]
+        if raw is not None or input_form.is_valid():
+            value = raw.value if raw is not None else input_form.to_input()
+            try:
+                result = execution_trigger(
+                    actor=actor,
+                    agent=agent,
+                    input=value,
+                    source=Execution.Source.MANUAL,
+                    version=run_form.cleaned_data["version"],
+                )
+            except Invalid as exc:
+                problems = exc.details.get("validationErrors") or []
+                if raw is not None:
+                    for problem in problems:
+                        run_form.add_error("raw_input", f"{problem['field']}: {problem['message']}")
+                else:
+                    input_form.add_input_errors(problems)
+                if not problems:
+                    context["run_error"] = exc.message
+                status = exc.status_code
+            except ServiceError as exc:
+                context["run_error"], status = exc.message, exc.status_code
+            else:
+                execution = result.execution
+                staging = " (staging run)" if execution.is_staging else ""
+                messages.success(
+                    request,
+                    f"Run of {agent.name} {execution.agent_version.version} started{staging}.",
+                )
+                url = reverse("executions:detail", args=[execution.pk])
+                if request.htmx:
+                    response = HttpResponse(status=204)
+                    response["HX-Redirect"] = url
+                    return response
+                return redirect(url)
+    if request.htmx:
+        return render(request, "agents/_run.html", context, status=status)
+    page = _detail_context(request, actor, agent)
+    page.update(context)
+    return render(request, "agents/detail.html", page, status=status)
+
+
+@login_required
+@require_POST
+def agent_webhook_rotate(request: HttpRequest, name: str) -> HttpResponse:
+    """A new webhook secret, shown once (never cached), with what a sender needs."""
+    actor = actor_from_request(request)
+    agent = _agent_or_404(actor, name)
+    try:
+        secret = services.agent_webhook_secret_rotate(actor=actor, agent=agent)
+    except ServiceError as exc:
+        if request.htmx:
+            context = {**_webhook_context(request, actor, agent), "agent": agent}
+            context["webhook_error"] = exc.message
+            return render(request, "agents/_webhook.html", context, status=exc.status_code)
+        messages.error(request, exc.message)
+        return redirect("agents:detail", name=agent.name)
+    agent.refresh_from_db()
+    if request.htmx:
+        context = {**_webhook_context(request, actor, agent, secret), "agent": agent}
+        response = render(request, "agents/_webhook.html", context)
+    else:
+        context = _detail_context(request, actor, agent)
+        context.update(_webhook_context(request, actor, agent, secret))
+        response = render(request, "agents/detail.html", context)
+    # The secret is shown once: no cache, back button or proxy may show it again.
+    add_never_cache_headers(response)
+    return response

@@ -5,13 +5,16 @@ from __future__ import annotations
 from django.db.models import QuerySet
 
 from agents.selectors import agent_visible_qs
-from controlplane.access import Actor, is_admin
+from controlplane.access import Actor, can, is_admin
 from controlplane.errors import NotFound
 from executions.models import Execution
 
 
 def execution_list_for(*, actor: Actor) -> QuerySet[Execution]:
+    """The role must let the actor read runs; then the runs of the agents they may see."""
     executions = Execution.objects.select_related("agent", "agent_version")
+    if not can(actor, "executions.view_execution"):
+        return executions.none()
     if is_admin(actor.user):
         return executions
     return executions.filter(agent__in=agent_visible_qs(actor=actor).values("pk"))

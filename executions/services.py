@@ -23,6 +23,7 @@ from controlplane.access import Actor, can
 from controlplane.audit import audit_record
 from controlplane.celery import app as celery_app
 from controlplane.errors import Conflict, Forbidden, Invalid, ServiceError
+from controlplane.serializers import json_problem
 from executions.events import ExecutionChange, publish_after_commit
 from executions.models import Execution
 from executions.recording import record_external_report
@@ -226,6 +227,9 @@ def execution_trigger(
     """
     if actor.kind != "system" and not can(actor, "agents.execute_agent", agent):
         raise Forbidden("You may not run this agent.")
+    problem = json_problem(input)
+    if problem:
+        raise Invalid.field("input", "Too deeply nested, or contains NUL characters.", problem)
     agent_version, is_staging = _version_to_run(agent, version)
     if is_staging and actor.kind != "system" and not can(actor, "agents.change_agent", agent):
         raise Forbidden("Running the staging version needs the right to change the agent.")
@@ -301,13 +305,17 @@ def _existing_by_key(agent: Agent, key: str, fingerprint: str) -> Execution | No
 # --- cancelling -------------------------------------------------------------------------------
 
 
+def execution_can_cancel(actor: Actor, execution: Execution) -> bool:
+    """Cancelling takes the role's right to cancel and the right to run that agent."""
+    return can(actor, "executions.cancel_execution") and can(
+        actor, "agents.execute_agent", execution.agent
+    )
+
+
 def execution_cancel(*, actor: Actor, execution: Execution) -> Execution:
     """Not started yet: cancelled at once. Running: asked to stop; the loop stops before its
     next step. Finished: 409."""
-    if not (
-        can(actor, "executions.cancel_execution")
-        and can(actor, "agents.execute_agent", execution.agent)
-    ):
+    if not execution_can_cancel(actor, execution):
         raise Forbidden("You may not cancel runs of this agent.")
     waiting = (S.QUEUED, S.SCHEDULED, S.PENDING_APPROVAL)
     cancelled = execution_transition(

@@ -8,4 +8,5 @@ app_name = "executions"
 urlpatterns = [
     path("", views.execution_list, name="list"),
     path("<uuid:pk>/", views.execution_detail, name="detail"),
+    path("<uuid:pk>/cancel", views.execution_cancel, name="cancel"),
 ]

@@ -628,10 +628,20 @@ def test_every_action_form_swaps_the_panel(client: Client, owner: Any, agent: Ag
 
     response = login(client, owner).get(DETAIL)
 
-    forms = re.findall(r"<form [^>]*hx-post=[^>]*>", html(response))
+    panel = re.search(r'<section id="agent-panel".*?</section>', html(response), re.S)
+    assert panel is not None
+    forms = re.findall(r"<form [^>]*hx-post=[^>]*>", panel.group(0))
     assert len(forms) == len(buttons(response)) == 4  # activate, rollback, archive, promote
     for form in forms:
         assert 'hx-target="#agent-panel"' in form
+        assert 'hx-swap="outerHTML"' in form
+    # the page's other forms (Run, webhook secret) swap their own sections
+    others = re.findall(r"<form [^>]*hx-post=[^>]*>", html(response).replace(panel.group(0), ""))
+    assert sorted(re.search(r'hx-target="([^"]+)"', form).group(1) for form in others) == [
+        "#run",
+        "#webhook",
+    ]
+    for form in others:
         assert 'hx-swap="outerHTML"' in form
 
 

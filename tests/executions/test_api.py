@@ -104,7 +104,9 @@ def test_logs(owner: Any, outsider: Any, api_for: Any, settings: Any) -> None:
 
     logs = api_for(owner).get(f"{URL}/{execution.pk}/logs").json()["results"]
 
-    assert [(line["level"], line["metadata"]["error_type"]) for line in logs] == [("warn", "overloaded")]
+    assert [(line["level"], line["metadata"]["error_type"]) for line in logs] == [
+        ("warn", "overloaded")
+    ]
     assert {"timestamp", "level", "message", "metadata"} <= set(logs[0])
     assert api_for(outsider).get(f"{URL}/{execution.pk}/logs").status_code == 404
 

@@ -327,3 +327,16 @@ def test_rotating_needs_change_rights(
     assert api_for(outsider).post(f"/api/v1/agents/{runner.pk}/webhook-secret").status_code == 404
     event_actions = AuditEvent.objects.values_list("action", flat=True)
     assert "agent.webhook_secret_rotated" not in event_actions
+
+
+def test_the_service_itself_refuses_nul_and_overdeep_input(runner: Any, owner: Any) -> None:
+    from controlplane.errors import Invalid
+    from executions.services import execution_trigger
+
+    deep: Any = "x"
+    for _ in range(40):
+        deep = [deep]
+    for value in ({"email": "a@b.co", "note": "nul\x00"}, {"email": "a@b.co", "deep": deep}):
+        with pytest.raises(Invalid):
+            execution_trigger(actor=Actor(user=owner), agent=runner, input=value, source="api")
+    assert not Execution.objects.exists()

@@ -1,0 +1,209 @@
+"""Runs in the Django admin: read-only (a status is never edited by hand), limited to the
+runs of agents the user may see, with a cancel action that calls
+``executions.services.execution_cancel``."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest
+
+from controlplane.access import actor_from_request, can
+from controlplane.errors import ServiceError
+from executions import selectors, services
+from executions.models import Execution, ExecutionAction, ExecutionStep
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ExecutionStepInline(ReadOnlyInline):
+    model = ExecutionStep
+    fields = [
+        "index",
+        "name",
+        "kind",
+        "status",
+        "attempt",
+        "latency_ms",
+        "provider",
+        "model",
+        "prompt_tokens",
+        "completion_tokens",
+        "cost_usd",
+        "started_at",
+    ]
+    readonly_fields = fields
+
+
+class ExecutionActionInline(ReadOnlyInline):
+    model = ExecutionAction
+    fields = [
+        "action",
+        "target",
+        "method",
+        "status",
+        "approved",
+        "auto_approved",
+        "attempts",
+        "error",
+        "started_at",
+        "finished_at",
+    ]
+    readonly_fields = fields
+
+
+@admin.register(Execution)
+class ExecutionAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "agent",
+        "version",
+        "status",
+        "trigger_source",
+        "is_staging",
+        "total_tokens",
+        "estimated_cost_usd",
+        "created_at",
+    ]
+    list_filter = [
+        "status",
+        "trigger_source",
+        "is_staging",
+        ("agent", admin.RelatedOnlyFieldListFilter),
+    ]
+    list_select_related = ["agent", "agent_version"]
+    search_fields = ["agent__name"]
+    search_help_text = "An execution id, or (part of) an agent's name."
+    date_hierarchy = "created_at"
+    inlines = [ExecutionStepInline, ExecutionActionInline]
+    actions = ["cancel_selected"]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "id",
+                    "agent",
+                    "agent_version",
+                    "is_staging",
+                    "status",
+                    "cancel_requested",
+                    "awaiting_report",
+                    "trigger_source",
+                    "trigger_user",
+                    "attempt",
+                    "worker",
+                    "parent",
+                ]
+            },
+        ),
+        ("Input and output", {"fields": ["input", "output", "output_summary"]}),
+        ("Error", {"fields": ["error_type", "error_message"]}),
+        (
+            "Usage",
+            {
+                "fields": [
+                    "llm_provider",
+                    "llm_model",
+                    "prompt_tokens",
+                    "completion_tokens",
+                    "total_tokens",
+                    "estimated_cost_usd",
+                    "total_latency_ms",
+                ]
+            },
+        ),
+        (
+            "Times",
+            {
+                "fields": [
+                    "created_at",
+                    "enqueued_at",
+                    "not_before",
+                    "started_at",
+                    "heartbeat_at",
+                    "deadline_at",
+                    "completed_at",
+                ]
+            },
+        ),
+        (
+            "Trace",
+            {
+                "classes": ["collapse"],
+                "fields": ["policy_trace", "idempotency_key", "trace_id", "checkpoint"],
+            },
+        ),
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Execution]:
+        return selectors.execution_list_for(actor=actor_from_request(request))
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [name for _, options in self.fieldsets for name in options["fields"]]
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Execution], search_term: str
+    ) -> tuple[QuerySet[Execution], bool]:
+        # An id is matched exactly, as a UUID: the text form of a UUID column differs between
+        # databases (SQLite keeps it without dashes), so a text search on it would not work.
+        try:
+            execution_id = uuid.UUID(search_term.strip())
+        except ValueError:
+            return super().get_search_results(request, queryset, search_term)
+        return queryset.filter(Q(pk=execution_id) | Q(agent__pk=execution_id)), False
+
+    @admin.display(description="version", ordering="agent_version__version")
+    def version(self, obj: Execution) -> str:
+        return obj.agent_version.version
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Which runs: the queryset (the agents the user may see); whether runs at all: the role.
+        return can(actor_from_request(request), "executions.view_execution")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # runs start through a trigger: the agents' "Run" action, the console, API
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # nobody edits a run (its status least of all) by hand
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # runs are the record of what happened
+
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        return can(actor_from_request(request), "executions.cancel_execution")
+
+    @admin.action(description="Cancel selected runs", permissions=["cancel"])
+    def cancel_selected(self, request: HttpRequest, queryset: QuerySet[Execution]) -> None:
+        actor = actor_from_request(request)
+        for execution in queryset.select_related("agent"):
+            label = f"{execution.agent.name} run {str(execution.pk)[:8]}"
+            try:
+                done = services.execution_cancel(actor=actor, execution=execution)
+            except ServiceError as exc:
+                self.message_user(request, f"{label}: {exc.message}", messages.ERROR)
+                continue
+            if done.status == Execution.Status.CANCELLED:
+                self.message_user(request, f"{label}: cancelled.", messages.SUCCESS)
+            else:
+                self.message_user(
+                    request,
+                    f"{label}: cancel requested; it stops before its next step.",
+                    messages.SUCCESS,
+                )
