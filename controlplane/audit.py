@@ -1,7 +1,10 @@
-"""The audit log: record a change, verify the chain.
+"""The audit log: record a change, chain it, verify the chain.
 
 ``audit_record`` is called by the services inside the transaction of the change it
-describes, so an event exists exactly when its change was committed.
+describes, so an event exists exactly when its change was committed. ``audit_seal`` (beat,
+every ``AUDIT_SEAL_INTERVAL_SECONDS``) then gives the committed events their place in the
+hash chain: writers never queue behind one global lock, and the chain covers every event
+within seconds of its commit. ``audit_verify`` seals what is pending, then checks.
 """
 
 from __future__ import annotations
@@ -113,34 +116,49 @@ def audit_record(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append one event to the chain, in the caller's transaction."""
+    """Record one event, in the caller's transaction: the change and its event stand or fall
+    together. It joins the hash chain when ``audit_seal`` runs (within seconds, on beat), so
+    that writers never wait for one another."""
     context = request_context.get()
-    # No savepoint: an error here aborts the caller's transaction anyway (the change and its
-    # event stand or fall together).
-    with transaction.atomic(savepoint=False):
+    return AuditEvent.objects.create(
+        created_at=timezone.now(),
+        actor_type=actor.kind,
+        actor_user_id=actor.user.pk if actor.user is not None else None,
+        actor_label=actor.label[:200],
+        action=action,
+        target_type=target_type,
+        target_id=str(target_id)[:64],
+        target_repr=str(target_repr)[:200],
+        agent_id=agent_id,
+        before=_as_json(redact(before)),
+        after=_as_json(redact(after)),
+        request_id=context.request_id,
+        ip=context.ip,
+    )
+
+
+def audit_seal(*, limit: int = 5000) -> int:
+    """Chain the committed events not yet in the chain, in the order they are found; returns
+    how many. One sealer at a time (the head row is locked); a repeat finds nothing."""
+    with transaction.atomic():
         head = _locked_head()
-        event = AuditEvent(
-            seq=head.seq + 1,
-            created_at=timezone.now(),
-            actor_type=actor.kind,
-            actor_user_id=actor.user.pk if actor.user is not None else None,
-            actor_label=actor.label[:200],
-            action=action,
-            target_type=target_type,
-            target_id=str(target_id)[:64],
-            target_repr=str(target_repr)[:200],
-            agent_id=agent_id,
-            before=_as_json(redact(before)),
-            after=_as_json(redact(after)),
-            request_id=context.request_id,
-            ip=context.ip,
-            prev_hash=head.hash,
-        )
-        event.hash = _event_digest(event)
-        event.save()
-        head.seq, head.hash = event.seq, event.hash
-        head.save(update_fields=["seq", "hash"])
-    return event
+        pending = list(AuditEvent.objects.filter(seq__isnull=True).order_by("id")[:limit])
+        for event in pending:
+            event.seq, event.prev_hash = head.seq + 1, head.hash
+            event.hash = _event_digest(event)
+            head.seq, head.hash = event.seq, event.hash
+        if pending:
+            AuditEvent.objects.bulk_update(pending, ["seq", "prev_hash", "hash"], batch_size=500)
+            head.save(update_fields=["seq", "hash"])
+    return len(pending)
+
+
+def audit_seal_all() -> int:
+    sealed = total = audit_seal()
+    while sealed:
+        sealed = audit_seal()
+        total += sealed
+    return total
 
 
 @dataclass(frozen=True)
@@ -151,8 +169,11 @@ class ChainReport:
     seq: int | None = None
 
 
-def audit_verify(*, chunk_size: int = 2000) -> ChainReport:
-    """Walk the chain from the first event; report the first changed, inserted or removed one."""
+def audit_verify(*, chunk_size: int = 2000, seal: bool = True) -> ChainReport:
+    """Walk the chain from the first event; report the first changed, inserted or removed one.
+    Events not yet chained are chained first (``seal``), so every committed event is checked."""
+    if seal:
+        audit_seal_all()
     head = AuditChainHead.objects.filter(pk=1).first()
     expected_seq, expected_prev = 1, GENESIS_HASH
     checked = 0
@@ -227,7 +248,9 @@ def _explain_mismatch(event: AuditEvent, checked: int) -> ChainReport:
 def _events_in_order(chunk_size: int) -> Iterator[AuditEvent]:
     last = 0
     while True:
-        chunk = list(AuditEvent.objects.filter(seq__gt=last).order_by("seq")[:chunk_size])
+        chunk = list(
+            AuditEvent.objects.filter(seq__isnull=False, seq__gt=last).order_by("seq")[:chunk_size]
+        )
         if not chunk:
             return
         yield from chunk

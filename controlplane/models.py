@@ -4,6 +4,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 from rest_framework_api_key.models import AbstractAPIKey, BaseAPIKeyManager
 
@@ -15,10 +16,11 @@ class AuditEvent(models.Model):
 
     ``hash`` covers every other field and the previous event's hash, so changing,
     inserting or removing an event breaks the chain where it happened; ``manage.py
-    audit_verify`` finds the first break. Rows are never updated or deleted by the
-    application (``save`` refuses updates; on PostgreSQL a trigger refuses UPDATE and
-    DELETE). Actors and targets are kept as values, not foreign keys, so that deleting a
-    user or an object never rewrites history.
+    audit_verify`` finds the first break. The chain link (seq, prev_hash, hash) is added
+    once, by ``audit_seal``, seconds after the commit; the content never changes: ``save``
+    refuses updates, and on PostgreSQL a trigger refuses every UPDATE but that one sealing
+    and every DELETE. Actors and targets are kept as values, not foreign keys, so that
+    deleting a user or an object never rewrites history.
     """
 
     class ActorType(models.TextChoices):
@@ -26,7 +28,8 @@ class AuditEvent(models.Model):
         API_KEY = "api_key"
         SYSTEM = "system"
 
-    seq = models.PositiveBigIntegerField(unique=True, editable=False)
+    # Its place in the chain, set once by audit_seal (NULL until then).
+    seq = models.PositiveBigIntegerField(unique=True, null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, db_index=True, editable=False)
     actor_type = models.CharField(max_length=10, choices=ActorType.choices)
     actor_user_id = models.BigIntegerField(null=True, blank=True, db_index=True)
@@ -41,15 +44,19 @@ class AuditEvent(models.Model):
     after = models.JSONField(null=True, blank=True)
     request_id = models.CharField(max_length=64, blank=True)
     ip = models.CharField(max_length=45, blank=True)  # text: hashed exactly as stored
-    prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64)
+    prev_hash = models.CharField(max_length=64, blank=True)
+    hash = models.CharField(max_length=64, blank=True)
 
     class Meta:
-        ordering = ["-seq"]
-        indexes = [models.Index(fields=["target_type", "target_id", "-seq"])]
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["target_type", "target_id", "-id"]),
+            models.Index(fields=["id"], condition=Q(seq__isnull=True), name="auditevent_unsealed"),
+        ]
 
     def __str__(self) -> str:
-        return f"#{self.seq} {self.action} {self.target_type}:{self.target_id}"
+        place = f"#{self.seq}" if self.seq else "(not yet chained)"
+        return f"{place} {self.action} {self.target_type}:{self.target_id}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding:

@@ -12,7 +12,7 @@ def audit_event_list(*, actor: Actor) -> QuerySet[AuditEvent]:
     """Admins see every event; others the events about agents they may see, and their own."""
     if not can(actor, "controlplane.view_auditevent"):
         return AuditEvent.objects.none()
-    events = AuditEvent.objects.order_by("-seq")
+    events = AuditEvent.objects.order_by("-id")
     if is_admin(actor.user):
         return events
     visible = agent_visible_qs(actor=actor).values("pk")

@@ -215,7 +215,13 @@ CELERY_TASK_ROUTES = {
 MAINTENANCE_INTERVAL_SECONDS = env_int("MAINTENANCE_INTERVAL_SECONDS", 15, minimum=1)
 # Periodic tasks, declared here (one place); each expires before the next is due, so a
 # beat that was down does not leave a pile of them behind.
+AUDIT_SEAL_INTERVAL_SECONDS = env_int("AUDIT_SEAL_INTERVAL_SECONDS", 2, minimum=1)
 CELERY_BEAT_SCHEDULE = {
+    "audit-seal": {
+        "task": "controlplane.tasks.maintenance_audit_seal",
+        "schedule": AUDIT_SEAL_INTERVAL_SECONDS,
+        "options": {"expires": max(1, AUDIT_SEAL_INTERVAL_SECONDS - 0.5)},
+    },
     "executions-maintenance": {
         "task": "executions.tasks.maintenance_sweep",
         "schedule": MAINTENANCE_INTERVAL_SECONDS,

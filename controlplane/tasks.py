@@ -27,3 +27,11 @@ def bench_noop(sent_at: float | None = None) -> None:
     if sent_at is not None:
         pipe.rpush("bench:noop:latency", now - sent_at)
     pipe.execute()
+
+
+@shared_task(name="controlplane.tasks.maintenance_audit_seal", ignore_result=True)
+def maintenance_audit_seal() -> int:
+    """Chain the audit events committed since the last run (beat, every few seconds)."""
+    from controlplane.audit import audit_seal_all
+
+    return audit_seal_all()

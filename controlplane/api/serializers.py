@@ -9,6 +9,7 @@ class AuditEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = AuditEvent
         fields = [
+            "id",
             "seq",
             "created_at",
             "actor_type",

@@ -23,7 +23,6 @@ class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     queryset = AuditEvent.objects.none()
     serializer_class = AuditEventSerializer
     filterset_class = AuditEventFilter
-    lookup_field = "seq"
     lookup_value_regex = r"\d+"
 
     def get_queryset(self) -> Any:

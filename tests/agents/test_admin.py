@@ -89,9 +89,7 @@ def action(client: Client, name: str, *agents: Agent) -> Any:
 
 def audit_actions(agent: Agent) -> list[str]:
     return list(
-        AuditEvent.objects.filter(agent_id=agent.pk)
-        .order_by("seq")
-        .values_list("action", flat=True)
+        AuditEvent.objects.filter(agent_id=agent.pk).order_by("id").values_list("action", flat=True)
     )
 
 
@@ -265,7 +263,7 @@ def test_promote_twice_then_activate_through_admin_actions(
     assert agent.production_version == version
     assert agent.staging_version is None
     assert version.stage == AgentVersion.Stage.PRODUCTION
-    events = AuditEvent.objects.filter(agent_id=agent.pk).order_by("seq")
+    events = AuditEvent.objects.filter(agent_id=agent.pk).order_by("id")
     assert [event.action for event in events] == [
         "agent.created",
         "agent_version.created",
@@ -275,7 +273,7 @@ def test_promote_twice_then_activate_through_admin_actions(
         "agent.promoted",
         "agent.activated",
     ]
-    by_admin = [event for event in events if event.seq > events[1].seq]
+    by_admin = [event for event in events if event.id > events[1].id]
     assert {(event.actor_type, event.actor_label) for event in by_admin} == {
         ("user", user.username)
     }
@@ -605,7 +603,7 @@ def test_editing_description_team_and_tags_goes_through_the_service(
     assert agent.description == "Now with cover letters"
     assert agent.team is None
     assert [tag.name for tag in agent.tags.all()] == ["automation"]
-    event = AuditEvent.objects.filter(agent_id=agent.pk).latest("seq")
+    event = AuditEvent.objects.filter(agent_id=agent.pk).latest("id")
     assert (event.action, event.actor_label) == ("agent.updated", "alice")
     assert event.before["team"] == "team-a"
     assert event.after == {
@@ -851,7 +849,7 @@ def test_draft_config_is_edited_and_validated_whole(
     assert version.config_hash == config_hash(version.config)
     assert version.changelog == "May execute"
     assert version.stage == AgentVersion.Stage.DRAFT
-    event = AuditEvent.objects.filter(agent_id=agent.pk).latest("seq")
+    event = AuditEvent.objects.filter(agent_id=agent.pk).latest("id")
     assert (event.action, event.actor_label) == ("agent_version.updated", user.username)
     assert event.before["config"]["capabilities"]["execute"] is False
     assert event.after["config"]["capabilities"]["execute"] is True

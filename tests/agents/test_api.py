@@ -117,7 +117,7 @@ def test_create_writes_audit_events(owner: Any, api_for: Any) -> None:
 
     assert response.status_code == 201
     actions = list(
-        AuditEvent.objects.order_by("seq").values_list("action", "request_id", "actor_type")
+        AuditEvent.objects.order_by("id").values_list("action", "request_id", "actor_type")
     )
     assert ("agent.created", "req-123", "api_key") in actions
     assert ("agent_version.created", "req-123", "api_key") in actions

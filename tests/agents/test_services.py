@@ -16,7 +16,7 @@ from agents import services
 from agents.api.serializers import AgentCreateSerializer
 from agents.models import Agent, AgentVersion
 from controlplane.access import Actor
-from controlplane.audit import audit_verify
+from controlplane.audit import audit_seal_all, audit_verify
 from controlplane.errors import Conflict, Forbidden, Invalid, ServiceError
 from controlplane.models import AuditEvent
 from tests import factories
@@ -351,6 +351,7 @@ def test_concurrent_changes_keep_the_audit_chain_intact() -> None:
     )
 
     assert all(isinstance(result, Agent) for result in results), results
+    audit_seal_all()
     seqs = list(AuditEvent.objects.order_by("seq").values_list("seq", flat=True))
     assert seqs == list(range(1, len(seqs) + 1))
     assert AuditEvent.objects.filter(action="agent.updated").count() == 10
@@ -377,7 +378,7 @@ def test_owner_shares_and_unshares_one_user_audited(
     assert get_perms(outsider, agent) == []
     changes = [
         (e.before["perms"], e.after["perms"])
-        for e in AuditEvent.objects.filter(action="agent.access_changed").order_by("seq")
+        for e in AuditEvent.objects.filter(action="agent.access_changed").order_by("id")
     ]
     assert changes == [([], ["execute_agent", "view_agent"]), (["execute_agent", "view_agent"], [])]
 

@@ -374,7 +374,7 @@ def a_policy(by: Any) -> Policy:
 
 def policy_events(policy_id: Any) -> list[AuditEvent]:
     return list(
-        AuditEvent.objects.filter(target_type="policy", target_id=str(policy_id)).order_by("seq")
+        AuditEvent.objects.filter(target_type="policy", target_id=str(policy_id)).order_by("id")
     )
 
 

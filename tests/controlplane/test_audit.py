@@ -12,7 +12,14 @@ from django.db import DatabaseError, connection, transaction
 
 from agents import services
 from controlplane.access import Actor
-from controlplane.audit import _event_digest, audit_record, audit_verify, redact
+from controlplane.audit import (
+    _event_digest,
+    audit_record,
+    audit_seal,
+    audit_seal_all,
+    audit_verify,
+    redact,
+)
 from controlplane.models import AuditChainHead, AuditEvent
 from tests import factories
 
@@ -26,6 +33,7 @@ def history(agent: Any, owner: Any) -> list[AuditEvent]:
     """A few real events: registration, promotions, activation."""
     factories.to_production(agent, owner)
     services.agent_transition(actor=Actor(user=owner), agent=agent, action="activate")
+    audit_seal_all()
     events = list(AuditEvent.objects.order_by("seq"))
     assert len(events) >= 6
     return events
@@ -78,11 +86,39 @@ def test_record_redacts_and_chains(owner: Any) -> None:
     )
 
     assert first.after == {"api_key": "[redacted]", "name": "x"}
+    assert (first.seq, first.hash, second.seq) == (None, "", None)  # not chained yet
+
+    assert audit_seal() == 2
+    assert audit_seal() == 0
+    first.refresh_from_db()
+    second.refresh_from_db()
     assert second.prev_hash == first.hash
     assert second.seq == first.seq + 1
     assert second.actor_label == "system:beat"
     head = AuditChainHead.objects.get()
     assert (head.seq, head.hash) == (second.seq, second.hash)
+
+
+def test_the_chain_follows_the_order_events_were_sealed_in(owner: Any) -> None:
+    early = audit_record(actor=Actor(user=owner), action="test.a", target_type="t", target_id=1)
+    audit_seal()
+    late = audit_record(actor=Actor(user=owner), action="test.b", target_type="t", target_id=2)
+    audit_seal()
+
+    early.refresh_from_db()
+    late.refresh_from_db()
+    assert late.prev_hash == early.hash
+    assert audit_verify().ok
+
+
+def test_beat_task_seals(owner: Any) -> None:
+    from controlplane.tasks import maintenance_audit_seal
+
+    audit_record(actor=Actor(user=owner), action="test.a", target_type="t", target_id=1)
+
+    assert maintenance_audit_seal() == 1
+    assert maintenance_audit_seal() == 0
+    assert not AuditEvent.objects.filter(seq__isnull=True).exists()
 
 
 def test_request_id_and_ip_come_from_the_request(agent: Any, owner: Any, api_for: Any) -> None:
@@ -249,7 +285,7 @@ def test_logins_are_audited(owner: Any, client: Any) -> None:
     client.post("/login/", {"username": "alice", "password": "wrong"})
     client.post("/login/", {"username": "alice", "password": "correct horse battery staple"})
 
-    actions = list(AuditEvent.objects.order_by("seq").values_list("action", "target_repr"))
+    actions = list(AuditEvent.objects.order_by("id").values_list("action", "target_repr"))
     assert ("auth.login_failed", "alice") in actions
     assert ("auth.login", "alice") in actions
 
@@ -281,7 +317,7 @@ def test_outsider_sees_own_actions_only(
     results = client.get("/api/v1/audit").json()["results"]
 
     assert [event["action"] for event in results] == ["api_key.created"]
-    assert client.get(f"/api/v1/audit/{history[0].seq}").status_code == 404
+    assert client.get(f"/api/v1/audit/{history[0].pk}").status_code == 404
 
 
 def test_admin_sees_everything_and_filters(
@@ -293,7 +329,7 @@ def test_admin_sees_everything_and_filters(
     promoted = client.get("/api/v1/audit", {"action": "agent.promoted"}).json()["results"]
     versions = client.get("/api/v1/audit", {"action_prefix": "agent_version."}).json()["results"]
     by_alice = client.get("/api/v1/audit", {"actor": "alice"}).json()["results"]
-    one = client.get(f"/api/v1/audit/{history[0].seq}").json()
+    one = client.get(f"/api/v1/audit/{history[0].pk}").json()
 
     assert everything["count"] == AuditEvent.objects.count()
     assert len(promoted) == 2
@@ -318,4 +354,16 @@ def test_audit_api_is_read_only(history: list[AuditEvent], admin_user: Any, api_
     client = api_for(admin_user)
 
     assert client.post("/api/v1/audit", {}, format="json").status_code == 405
-    assert client.delete(f"/api/v1/audit/{history[0].seq}").status_code == 405
+    assert client.delete(f"/api/v1/audit/{history[0].pk}").status_code == 405
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the trigger is PostgreSQL's")
+def test_database_lets_the_sealer_add_the_link_but_not_change_the_content(owner: Any) -> None:
+    event = audit_record(actor=Actor(user=owner), action="test.a", target_type="t", target_id=1)
+
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        AuditEvent.objects.filter(pk=event.pk).update(action="test.forged", seq=999, hash="f" * 64)
+
+    assert audit_seal() == 1
+    event.refresh_from_db()
+    assert event.action == "test.a" and event.seq is not None

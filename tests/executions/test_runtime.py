@@ -107,7 +107,7 @@ def test_simulated_run_succeeds_with_steps_tokens_and_cost(owner: Any) -> None:
     )
     actions = list(
         AuditEvent.objects.filter(target_id=str(execution.pk))
-        .order_by("seq")
+        .order_by("id")
         .values_list("action", flat=True)
     )
     assert actions == ["execution.created", "execution.running", "execution.success"]

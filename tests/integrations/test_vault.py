@@ -308,13 +308,13 @@ def test_admin_edit_with_empty_secret_keeps_it(keys: Any, client: Client, admin_
     stored = Credential.objects.get(pk=credential.pk)
     assert stored.description == "Renamed bot"
     assert decrypt(stored.ciphertext) == {"token": SECRET_VALUE}
-    kept = AuditEvent.objects.filter(action="credential.saved").latest("seq")
+    kept = AuditEvent.objects.filter(action="credential.saved").latest("id")
     assert kept.after["value_replaced"] is False
 
     client.post(url, form(secret=json.dumps({"token": "xoxb-new"})))
 
     assert decrypt(Credential.objects.get(pk=credential.pk).ciphertext) == {"token": "xoxb-new"}
-    replaced = AuditEvent.objects.filter(action="credential.saved").latest("seq")
+    replaced = AuditEvent.objects.filter(action="credential.saved").latest("id")
     assert replaced.after["value_replaced"] is True
     assert "xoxb-new" not in all_audit_text()
     assert Credential.objects.count() == 1
