@@ -123,9 +123,12 @@ def throughput(actor: Actor, agent: Any, client: redis.Redis, count: int) -> dic
 
 def dispatch_latency(
     actor: Actor, agent: Any, client: redis.Redis, samples: int
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    bare: list[float] = []
+) -> dict[str, dict[str, Any]]:
+    """One at a time on an idle worker: trigger → running (from the trigger call), and
+    queued → running (from the moment the trigger returned: the run committed and its
+    message sent), next to the bare Celery round trip (enqueue → the task starts)."""
     ours: list[float] = []
+    dispatch: list[float] = []
     with celery_worker(concurrency=WORKER_CONCURRENCY):
         client.delete("bench:noop:latency")
         for index in range(samples):
@@ -141,16 +144,42 @@ def dispatch_latency(
             pk = execution_trigger(
                 actor=actor, agent=agent, input={"n": index}, source="api"
             ).execution.pk
+            queued = time.time()
             _wait_terminal([pk], timeout=30)
             started: datetime = Execution.objects.values_list("started_at", flat=True).get(pk=pk)
             ours.append((started.timestamp() - sent) * 1000)
-    p50 = metric(
-        percentile(ours, 50), percentile(bare, 50), unit="ms", target="ratio <= 2", better="lower"
-    )
-    p99 = metric(
-        percentile(ours, 99), percentile(bare, 99), unit="ms", target="(reported)", better="lower"
-    )
-    return p50, p99
+            dispatch.append((started.timestamp() - queued) * 1000)
+    floor50, floor99 = percentile(bare, 50), percentile(bare, 99)
+    return {
+        "dispatch_latency_p50_ms": metric(
+            percentile(ours, 50),
+            floor50,
+            unit="ms, trigger → running",
+            target="ratio <= 2",
+            better="lower",
+        ),
+        "dispatch_latency_p99_ms": metric(
+            percentile(ours, 99),
+            floor99,
+            unit="ms, trigger → running",
+            target="(reported)",
+            better="lower",
+        ),
+        "queued_to_running_p50_ms": metric(
+            percentile(dispatch, 50),
+            floor50,
+            unit="ms, 202 → running",
+            target="(reported)",
+            better="lower",
+        ),
+        "queued_to_running_p99_ms": metric(
+            percentile(dispatch, 99),
+            floor99,
+            unit="ms, 202 → running",
+            target="(reported)",
+            better="lower",
+        ),
+    }
 
 
 def trigger_api(actor: Actor, agent: Any, seconds: float) -> dict[str, Any]:
@@ -202,9 +231,7 @@ def run(*, count: int, samples: int, seconds: float, in_flight_count: int) -> di
         "database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
     }
     results["executions_per_second"] = throughput(actor, quick, client, count)
-    results["dispatch_latency_p50_ms"], results["dispatch_latency_p99_ms"] = dispatch_latency(
-        actor, quick, client, samples
-    )
+    results.update(dispatch_latency(actor, quick, client, samples))
     results["trigger_api_requests_per_second"] = trigger_api(actor, quick, seconds)
     results[f"in_flight_{in_flight_count}_at_2s_makespan_s"] = in_flight(
         actor, slow, in_flight_count
