@@ -56,7 +56,23 @@ def _drf_to_form_errors(form: forms.Form, field: str, exc: ValidationError) -> N
         )
 
 
-class AgentAddForm(forms.ModelForm):
+class VersionFieldsMixin:
+    """A version string and a whole config, checked as the API checks them."""
+
+    cleaned_data: dict[str, Any]
+
+    def clean_version(self) -> str:
+        return _drf_validate(validate_semver, self.cleaned_data["version"])
+
+    def clean_config(self) -> dict[str, Any]:
+        try:
+            return validated_config(self.cleaned_data["config"])
+        except ValidationError as exc:
+            _drf_to_form_errors(self, "config", exc)  # type: ignore[arg-type]
+            raise forms.ValidationError("The config is not valid.") from None
+
+
+class AgentAddForm(VersionFieldsMixin, forms.ModelForm):
     version = forms.CharField(max_length=50, initial="1.0.0")
     config = _json_field(initial=DEFAULT_CONFIG, help_text="The first version's config (JSON).")
 
@@ -66,16 +82,6 @@ class AgentAddForm(forms.ModelForm):
 
     def clean_name(self) -> str:
         return _drf_validate(validate_name, self.cleaned_data["name"])
-
-    def clean_version(self) -> str:
-        return _drf_validate(validate_semver, self.cleaned_data["version"])
-
-    def clean_config(self) -> dict[str, Any]:
-        try:
-            return validated_config(self.cleaned_data["config"])
-        except ValidationError as exc:
-            _drf_to_form_errors(self, "config", exc)
-            raise forms.ValidationError("The config is not valid.") from None
 
 
 def _drf_validate(validator: Any, value: str) -> str:
@@ -326,22 +332,12 @@ class AgentAdmin(ServiceErrorsAsMessages, GuardedModelAdmin):
         return super().construct_change_message(request, form, [], add)
 
 
-class AgentVersionForm(forms.ModelForm):
+class AgentVersionForm(VersionFieldsMixin, forms.ModelForm):
     config = _json_field()
 
     class Meta:
         model = AgentVersion
         fields = ["agent", "version", "changelog", "config"]
-
-    def clean_version(self) -> str:
-        return _drf_validate(validate_semver, self.cleaned_data["version"])
-
-    def clean_config(self) -> dict[str, Any]:
-        try:
-            return validated_config(self.cleaned_data["config"])
-        except ValidationError as exc:
-            _drf_to_form_errors(self, "config", exc)
-            raise forms.ValidationError("The config is not valid.") from None
 
 
 @admin.register(AgentVersion)

@@ -82,17 +82,7 @@ class APIKeyAdmin(ServiceErrorsAsMessages, APIKeyModelAdmin):
     def get_fields(self, request: HttpRequest, obj: APIKey | None = None) -> list[str]:
         if obj is None:
             return ["name", "owner", "role", "expiry_date"]
-        return [
-            "prefix",
-            "name",
-            "owner",
-            "role",
-            "created",
-            "expiry_date",
-            "last_used_at",
-            "revoked",
-            "revoked_at",
-        ]
+        return [*self.list_display, "revoked_at"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: APIKey | None = None) -> list[str]:
         return [] if obj is None else self.get_fields(request, obj)

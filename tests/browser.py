@@ -6,6 +6,7 @@ system's ``chromium`` binary.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS_DIR = ROOT / "var" / "test-artifacts"
@@ -30,11 +31,17 @@ CHROMIUM_ARGS = [
 ]
 
 
+PASSWORD = "correct horse battery staple"  # tests.factories.UserFactory's
+
+
 @contextmanager
 def chromium() -> Iterator[Browser]:
     executable = shutil.which("chromium")
     if executable is None:
-        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+        message = "chromium is not installed (apt-get install -y chromium)"
+        if os.environ.get("CONTROLPLANE_REQUIRE_BROWSER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=executable, headless=True, args=CHROMIUM_ARGS
@@ -77,3 +84,43 @@ def save_artifacts(page: Page, node: pytest.Item) -> Path:
     page.screenshot(path=str(screenshot), full_page=True)
     (ARTIFACTS_DIR / f"{stem}.html").write_text(page.content(), encoding="utf-8")
     return screenshot
+
+
+# --- fixtures (a pytest plugin: tests/conftest.py lists this module in pytest_plugins) ------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with pytest.MonkeyPatch.context() as patch:
+        # Playwright's sync API keeps an asyncio loop in this thread, so Django would refuse
+        # the ORM calls the fixtures and assertions make here; they are plain sync calls.
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        with chromium() as launched:
+            yield launched
+
+
+@pytest.fixture
+def page(request: pytest.FixtureRequest, browser: Browser, live_server: Any) -> Iterator[Page]:
+    """A fresh browser context on the live server; on failure, a screenshot and the page's
+    HTML are saved under var/test-artifacts/."""
+    keep_reports(request.config)
+    context = browser.new_context(base_url=live_server.url)
+    context.set_default_timeout(10_000)
+    opened = context.new_page()
+    try:
+        yield opened
+    finally:
+        if failed(request.node):
+            path = save_artifacts(opened, request.node)
+            print(f"screenshot: {path}")  # noqa: T201 - shown with the failure report
+        context.close()
+
+
+def log_in(page: Page, username: str) -> None:
+    """Through the login form, as a person does; lands on the agents list."""
+    page.goto("/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(re.compile(r"/agents/$"))
+    expect(page.locator(".whoami")).to_contain_text(username)

@@ -15,6 +15,8 @@ from rest_framework.test import APIClient
 from tests import factories
 from tests.processes import celery_worker
 
+pytest_plugins = ["tests.browser"]  # the real-browser fixtures: browser, page
+
 _embedded_redis = None
 
 

@@ -147,20 +147,11 @@ class AnthropicProvider(LLMProvider):
             params["system"] = request.system
         if request.tools:
             params["tools"] = anthropic_tools(request.tools)
-        try:
-            message = self.client(request).messages.create(**params, timeout=request.timeout)
-        except anthropic.APITimeoutError as exc:
-            raise errors.timeout_error(VENDOR, request.timeout) from exc
-        except anthropic.APIConnectionError as exc:
-            raise errors.connection_error(VENDOR, exc) from exc
-        except anthropic.APIStatusError as exc:
-            raise errors.status_error(
-                vendor=VENDOR, status=exc.status_code, body=exc.body, headers=exc.response.headers
-            ) from exc
-        except anthropic.APIResponseValidationError as exc:
-            raise errors.bad_response(VENDOR, str(exc)) from exc
-        except anthropic.AnthropicError as exc:
-            raise ProviderError(
-                f"{VENDOR} call failed: {exc}", retryable=False, error_type="provider_error"
-            ) from exc
+        client = self.client(request)
+        message = errors.calling(
+            anthropic,
+            VENDOR,
+            request.timeout,
+            lambda: client.messages.create(**params, timeout=request.timeout),
+        )
         return result_from_message(message, requested_model=request.model)

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from types import ModuleType
+from typing import Any, TypeVar
 
 from integrations.llm.base import ProviderError
 
 # The longest wait we pass on: a provider asking for more is still retryable, but the loop
 # should not sleep longer than this on one answer (it also bounds the run's deadline).
 MAX_RETRY_AFTER_SECONDS = 600.0
+
+T = TypeVar("T")
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
@@ -136,3 +139,24 @@ def bad_response(vendor: str, reason: str) -> ProviderError:
         retryable=False,
         error_type="bad_response",
     )
+
+
+def calling(sdk: ModuleType, vendor: str, timeout: float, call: Callable[[], T]) -> T:
+    """``call()`` with the SDK's exceptions turned into ``ProviderError``. Both official SDKs
+    share one exception tree (APITimeoutError, APIConnectionError, APIStatusError, ...)."""
+    try:
+        return call()
+    except sdk.APITimeoutError as exc:
+        raise timeout_error(vendor, timeout) from exc
+    except sdk.APIConnectionError as exc:
+        raise connection_error(vendor, exc) from exc
+    except sdk.APIStatusError as exc:
+        raise status_error(
+            vendor=vendor, status=exc.status_code, body=exc.body, headers=exc.response.headers
+        ) from exc
+    except sdk.APIResponseValidationError as exc:
+        raise bad_response(vendor, str(exc)) from exc
+    except sdk.APIError as exc:  # the SDK's other failures
+        raise ProviderError(
+            f"{vendor} call failed: {exc}", retryable=False, error_type="provider_error"
+        ) from exc

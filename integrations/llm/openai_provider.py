@@ -185,22 +185,11 @@ class OpenAIProvider(LLMProvider):
             params["temperature"] = request.temperature
         if request.tools:
             params["tools"] = openai_tools(request.tools)
-        try:
-            completion = self.client(request).chat.completions.create(
-                **params, timeout=request.timeout
-            )
-        except openai.APITimeoutError as exc:
-            raise errors.timeout_error(VENDOR, request.timeout) from exc
-        except openai.APIConnectionError as exc:
-            raise errors.connection_error(VENDOR, exc) from exc
-        except openai.APIStatusError as exc:
-            raise errors.status_error(
-                vendor=VENDOR, status=exc.status_code, body=exc.body, headers=exc.response.headers
-            ) from exc
-        except openai.APIResponseValidationError as exc:
-            raise errors.bad_response(VENDOR, str(exc)) from exc
-        except openai.OpenAIError as exc:
-            raise ProviderError(
-                f"{VENDOR} call failed: {exc}", retryable=False, error_type="provider_error"
-            ) from exc
+        client = self.client(request)
+        completion = errors.calling(
+            openai,
+            VENDOR,
+            request.timeout,
+            lambda: client.chat.completions.create(**params, timeout=request.timeout),
+        )
         return result_from_completion(completion, requested_model=request.model)

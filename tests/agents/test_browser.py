@@ -6,55 +6,16 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from agents.models import Agent
 from tests import factories
-from tests.browser import chromium, failed, keep_reports, save_artifacts
+from tests.browser import log_in
 
 pytestmark = pytest.mark.browser
-
-PASSWORD = "correct horse battery staple"  # tests.factories.UserFactory's
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with pytest.MonkeyPatch.context() as patch:
-        # Playwright's sync API keeps an asyncio loop in this thread, so Django would refuse
-        # the ORM calls the fixtures and assertions make here; they are plain sync calls.
-        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        with chromium() as launched:
-            yield launched
-
-
-@pytest.fixture
-def page(request: pytest.FixtureRequest, browser: Browser, live_server: Any) -> Iterator[Page]:
-    """A fresh browser context on the live server; on failure, a screenshot and the page's
-    HTML are saved under var/test-artifacts/."""
-    keep_reports(request.config)
-    context = browser.new_context(base_url=live_server.url)
-    context.set_default_timeout(10_000)
-    opened = context.new_page()
-    try:
-        yield opened
-    finally:
-        if failed(request.node):
-            path = save_artifacts(opened, request.node)
-            print(f"screenshot: {path}")  # noqa: T201 - shown with the failure report
-        context.close()
-
-
-def log_in(page: Page, username: str) -> None:
-    page.goto("/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page).to_have_url(re.compile(r"/agents/$"))
-    expect(page.locator(".whoami")).to_contain_text(username)
 
 
 def open_agent(page: Page, name: str = "job-application-agent") -> None:
