@@ -14,7 +14,6 @@ import hashlib
 import json
 import re
 import uuid
-import zoneinfo
 from typing import Any
 
 from crontab import CronSlices
@@ -33,6 +32,7 @@ from controlplane.serializers import (
     StrictIntegerField,
     StrictSerializer,
     StrictURLField,
+    TimeZoneField,
 )
 from integrations.catalog import CAPABILITIES, DATA_SCOPES, DESTINATIONS, LLM_PROVIDERS, TOOLS
 from integrations.llm.simulated import DEFAULT_FAILURE as DEFAULT_SIMULATED_FAILURE
@@ -226,19 +226,10 @@ TOOL_CONFIG_SERIALIZERS: dict[str, type[StrictSerializer]] = {
 class TriggerSerializer(StrictSerializer):
     type = serializers.ChoiceField(choices=TRIGGER_TYPES, default="manual")
     schedule = StrictCharField(max_length=100, required=False, allow_null=True, default=None)
-    timezone = StrictCharField(max_length=64, default="UTC")
+    timezone = TimeZoneField()
     events = serializers.ListField(
         child=StrictCharField(max_length=100), default=list, max_length=50
     )
-
-    def validate_timezone(self, value: str) -> str:
-        try:
-            zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValidationError(
-                f"Unknown time zone {value!r}.", code="invalid_timezone"
-            ) from None
-        return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if self.root.partial:

@@ -109,11 +109,16 @@ def _set_team(agent: Agent, team: Group | None) -> None:
 
 
 def _set_tags(agent: Agent, names: list[str]) -> None:
+    from policies.engine import index_changed
+
     tags = []
     for name in dict.fromkeys(names):  # keep order, drop duplicates
         tag, _ = Tag.objects.get_or_create(name=name)
         tags.append(tag)
+    before = set(agent.tags.values_list("pk", flat=True))
     agent.tags.set(tags)
+    if before != {tag.pk for tag in tags}:
+        transaction.on_commit(index_changed)  # tag policies reach other agents now
 
 
 def _refuse_archived(agent: Agent) -> None:

@@ -7,6 +7,7 @@ type, so that a typo or a wrong type is a clear 400 instead of a silent surprise
 
 from __future__ import annotations
 
+import zoneinfo
 from collections.abc import Mapping
 from typing import Any
 
@@ -46,6 +47,25 @@ class StrictCharField(serializers.CharField):
         if not isinstance(data, str):
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+class TimeZoneField(StrictCharField):
+    """An IANA time zone name (``America/New_York``), default UTC."""
+
+    default_error_messages = {"invalid_timezone": "Unknown time zone {value!r}."}
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", 64)
+        kwargs.setdefault("default", "UTC")
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            self.fail("invalid_timezone", value=value)
+        return value
 
 
 class StrictBooleanField(serializers.BooleanField):
@@ -115,20 +135,28 @@ def json_problem(value: Any, max_depth: int = MAX_JSON_DEPTH) -> str | None:
     return None
 
 
-class JSONObjectField(serializers.JSONField):
-    """Any JSON object (not a list or a scalar), without NUL characters, nested at most
-    ``MAX_JSON_DEPTH`` levels."""
+class JSONValueField(serializers.JSONField):
+    """Any JSON value, without NUL characters, nested at most ``MAX_JSON_DEPTH`` levels."""
 
     default_error_messages = {
-        "not_object": "Must be a JSON object.",
         "nul": "Must not contain NUL characters.",
         "too_deep": f"Must not nest objects and arrays deeper than {MAX_JSON_DEPTH} levels.",
     }
 
-    def to_internal_value(self, data: Any) -> dict[str, Any]:
-        if not isinstance(data, dict):
-            self.fail("not_object")
+    def to_internal_value(self, data: Any) -> Any:
         problem = json_problem(data)
         if problem:
             self.fail(problem)
+        return super().to_internal_value(data)
+
+
+class JSONObjectField(JSONValueField):
+    """Any JSON object (not a list or a scalar), without NUL characters, nested at most
+    ``MAX_JSON_DEPTH`` levels."""
+
+    default_error_messages = {"not_object": "Must be a JSON object."}
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            self.fail("not_object")
         return super().to_internal_value(data)

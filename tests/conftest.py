@@ -58,6 +58,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def fresh_policy_index() -> None:
+    """Policies a test made are rolled back with it, where no commit renewed the policy
+    index's version: every test starts with every process's index out of date."""
+    from policies.engine import index_changed
+
+    index_changed()
+
+
 @pytest.fixture
 def admin_user(db: Any) -> Any:
     return factories.user("root", role="admin")

@@ -156,3 +156,38 @@ def api_client(owner: User, role: str | None = None) -> Any:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Api-Key {api_key(owner, role)}")
     return client
+
+
+def policy(
+    by: User,
+    name: str,
+    policy_type: str,
+    rules: dict[str, Any],
+    *,
+    agent: Any = None,
+    tags: list[str] = (),
+    priority: int = 100,
+    enabled: bool = True,
+) -> Any:
+    """A policy made through the service (scope from ``agent`` / ``tags``, else all), and
+    the policy index renewed at once: a test's transaction never commits, so the service's
+    after-commit renewal would not run."""
+    from policies.engine import index_changed
+    from policies.services import policy_create
+
+    applies_to = "agent" if agent is not None else "tag" if tags else "all"
+    created = policy_create(
+        actor=Actor(user=by),
+        data={
+            "policy_name": name,
+            "policy_type": policy_type,
+            "applies_to": applies_to,
+            "target_agent": agent,
+            "target_tags": list(tags),
+            "rules": rules,
+            "priority": priority,
+            "enabled": enabled,
+        },
+    )
+    index_changed()
+    return created
