@@ -52,7 +52,8 @@ class AgentLoop:
         self.execution = execution
         self.recorder = recorder
         self.config = execution.agent_version.config
-        self.llm = self.config["llm"]
+        # A routing policy may have chosen another model for this run.
+        self.llm = {**self.config["llm"], **(execution.routing or {})}
         self.deadline = deadline
         self.stop = stop  # RunStopped(status, error_type, message)
         self.tools = [

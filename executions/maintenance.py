@@ -1,7 +1,9 @@
 """The sweep celery-beat runs every ``MAINTENANCE_INTERVAL_SECONDS``: the database is the
 source of truth, the broker only a doorbell, so anything the broker lost is found here.
 
-- scheduled runs whose time has come are queued;
+- scheduled runs whose time has come are decided again by the policy engine (queued, kept
+  waiting, or refused) — also on their own beat entry, every ``DISPATCH_INTERVAL_SECONDS``;
+- concurrency slots held by runs that ended without giving them back are freed;
 - queued runs whose message may have been lost (Redis flushed or restarted) are enqueued
   again — a duplicate message is harmless: only one delivery can claim the run;
 - running runs whose worker stopped heart-beating are queued again for their next attempt
@@ -14,13 +16,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
 
 from controlplane.access import Actor
 from executions.models import Execution
-from executions.services import enqueue_after_commit, execution_transition
+from executions.services import (
+    OUTCOME_STATUS,
+    decision_fields,
+    enqueue_after_commit,
+    execution_transition,
+)
 
 S = Execution.Status
 BATCH = 500
@@ -36,25 +44,105 @@ class SweepReport:
     timed_out: int = 0
 
 
+CLAIM_LEASE = timedelta(seconds=60)  # a run being decided again is left alone this long
+
+
+def dispatch_due(now: Any = None, *, agent_id: Any = None) -> int:
+    """Scheduled runs whose time has come are decided again (a time window, a rate window,
+    a concurrency slot may have freed — or not yet): queued, kept waiting with a new time,
+    or refused. Returns how many were queued.
+
+    With ``agent_id`` (sent when one of its runs freed a concurrency slot), that agent's runs
+    waiting for a slot are looked at now, not when their retry time comes. Oldest first (the
+    order they were triggered in); once an agent's slots are full, its later runs are not
+    decided again in this pass. Each run
+    is claimed first by a conditional update of its time, so two dispatchers never decide
+    the same run (its counters are keyed by the run)."""
+    from policies.engine import QUEUE_RETRY, Context, decide, undo_reservations
+
+    now = now or timezone.now()
+    queued = 0
+    due = Execution.objects.filter(status=S.SCHEDULED)
+    if agent_id is not None:
+        due = due.filter(agent_id=agent_id, not_before__lte=now + QUEUE_RETRY)
+    else:
+        due = due.filter(not_before__lte=now)
+    full: set[Any] = set()
+    for execution in due.select_related("agent", "agent_version").order_by("created_at")[:BATCH]:
+        if execution.agent_id in full:
+            continue
+        claimed = Execution.objects.filter(
+            pk=execution.pk, status=S.SCHEDULED, not_before=execution.not_before
+        ).update(not_before=now + CLAIM_LEASE)
+        if not claimed:
+            continue
+        decision = decide(
+            agent=execution.agent,
+            version=execution.agent_version,
+            context=Context(
+                kind="trigger", payload=execution.input, execution_id=str(execution.pk)
+            ),
+            at=now,
+        )
+        to = OUTCOME_STATUS[decision.outcome]
+        fields = decision_fields(decision)
+        if to == S.SCHEDULED:
+            Execution.objects.filter(pk=execution.pk, status=S.SCHEDULED).update(
+                not_before=fields["not_before"], policy_trace=fields["policy_trace"]
+            )
+            if decision.policy_type == "concurrency":
+                full.add(execution.agent_id)
+            continue
+        moved = execution_transition(
+            execution_id=execution.pk,
+            to=to,
+            actor=SWEEP,
+            expect={S.SCHEDULED},
+            fields=fields,
+            reason=decision.reason if to != S.QUEUED else "due",
+        )
+        if moved is None:
+            undo_reservations(decision.reservations)
+        elif to == S.QUEUED:
+            enqueue_after_commit(moved)
+            queued += 1
+    return queued
+
+
+def reconcile_running_counts(grace_seconds: int = 60) -> int:
+    """Concurrency slots held by runs that ended (a worker that died before giving its slot
+    back) are freed; returns how many. Slots younger than ``grace_seconds`` are left alone:
+    their trigger may not have committed its run yet."""
+    import time
+
+    from policies import counters
+
+    client = counters.client()
+    freed = 0
+    for key in client.smembers(counters.CONCURRENCY_KEYS):
+        if not client.exists(key):
+            client.srem(counters.CONCURRENCY_KEYS, key)
+            continue
+        old = [m.decode() for m in client.zrangebyscore(key, "-inf", time.time() - grace_seconds)]
+        if not old:
+            continue
+        alive = {
+            str(pk)
+            for pk in Execution.objects.filter(pk__in=old)
+            .exclude(status__in=Execution.TERMINAL)
+            .values_list("pk", flat=True)
+        }
+        for member in set(old) - alive:
+            freed += client.zrem(key, member)
+    return freed
+
+
 def sweep() -> SweepReport:
     """One pass of every repair; safe to run concurrently and repeatedly."""
     now = timezone.now()
     report = SweepReport()
-    due = Execution.objects.filter(status=S.SCHEDULED, not_before__lte=now).values_list(
-        "pk", flat=True
-    )
-    for pk in due[:BATCH]:
-        execution = execution_transition(
-            execution_id=pk,
-            to=S.QUEUED,
-            actor=SWEEP,
-            expect={S.SCHEDULED},
-            fields={"enqueued_at": now},
-            reason="due",
-        )
-        if execution is not None:
-            enqueue_after_commit(execution)
-            report.dispatched += 1
+    reconcile_running_counts()
+    report.dispatched = dispatch_due(now)
 
     stale_queue = now - timedelta(seconds=settings.EXECUTION_REQUEUE_AFTER_SECONDS)
     for execution in Execution.objects.filter(status=S.QUEUED, enqueued_at__lt=stale_queue)[:BATCH]:

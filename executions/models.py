@@ -75,6 +75,11 @@ class Execution(models.Model):
     idempotency_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
     request_fingerprint = models.CharField(max_length=64, blank=True)
     policy_trace = models.JSONField(default=list, blank=True)
+    # What the trigger-time decision reserved (a concurrency slot, a budget estimate): given
+    # back when the run ends.
+    policy_reservations = models.JSONField(default=list, blank=True)
+    # The model a routing policy chose for this run: {provider, model, max_tokens}.
+    routing = models.JSONField(null=True, blank=True)
 
     # LLM usage and cost, totals over the run (per call: ExecutionStep).
     llm_provider = models.CharField(max_length=50, blank=True)
@@ -122,6 +127,11 @@ class Execution(models.Model):
             models.Index(fields=["agent", "-created_at"]),
             models.Index(fields=["status", "heartbeat_at"]),
             models.Index(fields=["-estimated_cost_usd"]),
+            models.Index(
+                fields=["not_before"],
+                condition=Q(status="scheduled"),
+                name="execution_scheduled_due",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -147,6 +157,7 @@ class ExecutionStep(models.Model):
         SUCCESS = "success"
         FAILED = "failed"
         REFUSED = "refused"
+        PENDING = "pending"  # waiting for an approval
 
     execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="steps")
     index = models.PositiveIntegerField()

@@ -22,10 +22,11 @@ from django.utils import timezone
 
 from executions import heartbeat
 from executions.agent_loop import AgentLoop
-from executions.models import Execution
+from executions.models import Execution, ExecutionStep
 from executions.recording import RunRecorder
 from executions.services import callback_token_new, execution_transition
 from integrations import net
+from integrations.proxy import ApprovalRequired
 from integrations.tools.base import ToolError, ToolRefused
 
 logger = logging.getLogger(__name__)
@@ -84,6 +85,8 @@ def run_execution(*, execution_id: str, attempt: int, worker: str = "") -> str |
         outcome = RUNTIMES[execution.agent_version.config["runtime"]](execution, recorder)
     except RunStopped as stop:
         return _stop(execution, recorder, stop)
+    except ApprovalRequired as pause:
+        return _wait_for_approval(execution, recorder, pause)
     except Exception as exc:
         logger.exception("execution %s failed unexpectedly", execution.pk)
         return _stop(
@@ -116,6 +119,38 @@ def run_execution(*, execution_id: str, attempt: int, worker: str = "") -> str |
             execution, recorder, RunStopped(S.CANCELLED, "cancelled", "Cancelled on request.")
         )
     return finished.status
+
+
+def _wait_for_approval(
+    execution: Execution, recorder: RunRecorder, pause: ApprovalRequired
+) -> str | None:
+    """A tool call needs a person's approval: the run waits in pending_approval, its
+    worker freed; its checkpoint holds the call, so it resumes there once approved."""
+    decision = pause.decision
+    recorder.add_step(
+        name=f"approval:{pause.call.name}",
+        kind=ExecutionStep.Kind.APPROVAL,
+        status=ExecutionStep.Status.PENDING,
+        started_at=timezone.now(),
+        detail={
+            "action": pause.call.name,
+            "arguments": pause.call.arguments,
+            "key": pause.key,
+            "reason": decision.reason,
+            "policy_id": decision.policy_id,
+            "approval": decision.approval,
+            "policy_trace": decision.trace,
+        },
+    )
+    recorder.log(f"waiting for approval: {decision.reason}", "warn")
+    waiting = execution_transition(
+        execution_id=execution.pk,
+        to=S.PENDING_APPROVAL,
+        expect={S.RUNNING},
+        fields={"heartbeat_at": None, "worker": "", **recorder.totals_fields()},
+        reason=decision.reason,
+    )
+    return waiting.status if waiting else None
 
 
 def _elapsed_ms(execution: Execution) -> int:

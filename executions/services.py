@@ -107,7 +107,26 @@ def execution_transition(
                 str(execution.pk), str(execution.agent_id), to, previous, execution.attempt
             )
         )
+        if to in Execution.TERMINAL and execution.policy_reservations:
+            transaction.on_commit(partial(_release, execution.pk))
     return execution
+
+
+def _release(execution_id: Any) -> None:
+    """After a run ended: free its concurrency slot and settle its budget with its actual
+    cost; a run waiting for that slot is looked at now rather than at the next sweep."""
+    from policies.engine import release_reservations
+
+    execution = Execution.objects.only("agent_id", "policy_reservations", "estimated_cost_usd").get(
+        pk=execution_id
+    )
+    release_reservations(execution.policy_reservations, execution.estimated_cost_usd)
+    if any(r["kind"] == "concurrency" for r in execution.policy_reservations):
+        celery_app.send_task(
+            "executions.tasks.maintenance_dispatch_due",
+            kwargs={"agent_id": str(execution.agent_id)},
+            queue="maintenance",
+        )
 
 
 RUN_TASK = "executions.tasks.execution_run"
@@ -209,6 +228,37 @@ def _fingerprint(version: AgentVersion, value: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+# The decision's outcome → the status the run starts in.
+OUTCOME_STATUS = {
+    "allow": S.QUEUED,
+    "deny": S.BLOCKED,
+    "rate_limited": S.RATE_LIMITED,
+    "delay": S.SCHEDULED,
+    "require_approval": S.PENDING_APPROVAL,
+}
+
+
+def decision_fields(decision: Any) -> dict[str, Any]:
+    """The execution fields a trigger-time decision sets (also when a scheduled run is
+    looked at again)."""
+    status = OUTCOME_STATUS[decision.outcome]
+    fields: dict[str, Any] = {
+        "policy_trace": decision.trace,
+        "policy_reservations": decision.reservations,
+        "not_before": decision.delay_until,
+    }
+    if decision.route:
+        fields["routing"] = decision.route
+        fields["llm_provider"] = decision.route["provider"]
+        fields["llm_model"] = decision.route["model"]
+    if status in (S.BLOCKED, S.RATE_LIMITED):
+        fields["error_type"] = "policy_" + decision.outcome
+        fields["error_message"] = decision.reason
+    if status == S.QUEUED:
+        fields["enqueued_at"] = timezone.now()
+    return fields
+
+
 def execution_trigger(
     *,
     actor: Actor,
@@ -218,13 +268,18 @@ def execution_trigger(
     version: str | None = None,
     idempotency_key: str | None = None,
     parent: Execution | None = None,
+    complexity: str | None = None,
 ) -> TriggerResult:
     """Start a run: check the agent may run, validate the input, honour the idempotency
-    key, create the execution (queued) and enqueue it after commit.
+    key, ask the policy engine, create the execution in the status the decision says
+    (queued, scheduled, pending_approval, or refused: blocked / rate_limited, recorded with
+    the reason) and, if queued, enqueue it after commit.
 
     System actors (the webhook endpoint after its signature check, beat, events) are trusted;
     users and API keys need ``execute_agent`` on the agent.
     """
+    from policies.engine import Context, decide, undo_reservations
+
     if actor.kind != "system" and not can(actor, "agents.execute_agent", agent):
         raise Forbidden("You may not run this agent.")
     problem = json_problem(input)
@@ -240,28 +295,54 @@ def execution_trigger(
         if existing is not None:
             return TriggerResult(existing, created=False)
 
+    execution_id = uuid.uuid4()
+    decision = decide(
+        agent=agent,
+        version=agent_version,
+        context=Context(
+            kind="trigger",
+            payload=input,
+            complexity_hint=complexity,
+            execution_id=str(execution_id),
+            actor_user_id=getattr(actor.user, "pk", None),
+        ),
+    )
     llm = agent_version.config.get("llm") or {}
+    status = OUTCOME_STATUS[decision.outcome]
     execution = Execution(
+        id=execution_id,
         agent=agent,
         agent_version=agent_version,
         is_staging=is_staging,
         trigger_source=source,
         trigger_user=actor.user.get_username() if actor.user else actor.label,
         triggered_by=actor.user,
-        status=S.QUEUED,
-        input=input,
+        status=status,
+        input=decision.payload,
         idempotency_key=idempotency_key or None,
         request_fingerprint=fingerprint,
-        llm_provider=llm.get("provider", agent_version.config.get("runtime", "")),
-        llm_model=llm.get("model", ""),
         estimated_cost_usd=0,
-        enqueued_at=timezone.now(),
         parent=parent,
         trace_id=uuid.uuid4().hex,
+        completed_at=timezone.now() if status in Execution.TERMINAL else None,
+        **{
+            "llm_provider": llm.get("provider", agent_version.config.get("runtime", "")),
+            "llm_model": llm.get("model", ""),
+            **decision_fields(decision),  # a routing policy's model replaces the version's
+        },
     )
     try:
         with transaction.atomic():
             execution.save(force_insert=True)
+            after = {
+                "status": status,
+                "version": agent_version.version,
+                "source": source,
+                "staging": is_staging,
+            }
+            if decision.policy_name:
+                after["policy"] = decision.policy_name
+                after["reason"] = decision.reason
             audit_record(
                 actor=actor,
                 action="execution.created",
@@ -269,18 +350,25 @@ def execution_trigger(
                 target_id=execution.pk,
                 target_repr=agent.name,
                 agent_id=agent.pk,
-                after={
-                    "status": execution.status,
-                    "version": agent_version.version,
-                    "source": source,
-                    "staging": is_staging,
-                },
+                after=after,
             )
+            for alert in decision.alerts:
+                audit_record(
+                    actor=actor,
+                    action="policy.alert",
+                    target_type="execution",
+                    target_id=execution.pk,
+                    target_repr=agent.name,
+                    agent_id=agent.pk,
+                    after={"alert": alert},
+                )
             publish_after_commit(
                 ExecutionChange(str(execution.pk), str(agent.pk), execution.status, None, 1)
             )
-            enqueue_after_commit(execution)
+            if status == S.QUEUED:
+                enqueue_after_commit(execution)
     except IntegrityError:
+        undo_reservations(decision.reservations)
         if not idempotency_key:
             raise
         # A concurrent request with the same key won the insert: answer with its execution.
@@ -288,6 +376,9 @@ def execution_trigger(
         if existing is None:
             raise
         return TriggerResult(existing, created=False)
+    except BaseException:
+        undo_reservations(decision.reservations)
+        raise
     return TriggerResult(execution, created=True)
 
 

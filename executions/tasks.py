@@ -21,3 +21,10 @@ def execution_run(self: Any, execution_id: str, attempt: int) -> str | None:
 @shared_task(name="executions.tasks.maintenance_sweep", ignore_result=True)
 def maintenance_sweep() -> dict[str, int]:
     return asdict(maintenance.sweep())
+
+
+@shared_task(name="executions.tasks.maintenance_dispatch_due", ignore_result=True)
+def maintenance_dispatch_due(agent_id: str | None = None) -> int:
+    """Scheduled runs whose time has come; with ``agent_id`` (sent when one of its runs
+    freed a concurrency slot), that agent's runs waiting for a slot."""
+    return maintenance.dispatch_due(agent_id=agent_id)

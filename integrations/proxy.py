@@ -44,20 +44,29 @@ class ToolOutcome:
     is_error: bool
 
 
-@dataclass(frozen=True)
-class PolicyVerdict:
-    allowed: bool
-    reason: str = ""
-    trace: tuple[dict[str, Any], ...] = ()
+class ApprovalRequired(Exception):
+    """A policy wants a person to approve this tool call before it is sent: the run pauses
+    (its checkpoint holds the call) until the approval comes."""
+
+    def __init__(self, call: ToolCall, key: str, decision: Any) -> None:
+        super().__init__(decision.reason)
+        self.call = call
+        self.key = key
+        self.decision = decision
 
 
-def policy_verdict(
-    execution: Execution, action: str, target: str, arguments: dict[str, Any]
-) -> PolicyVerdict:
-    """The seam where the policy engine and approvals plug in (their own issues): decide
-    whether this tool call may go ahead. Until then every call that passed the version's
-    own checks goes ahead."""
-    return PolicyVerdict(allowed=True)
+def tool_target(name: str, arguments: dict[str, Any], config: dict[str, Any]) -> str | list[str]:
+    """Where a call goes, as the destination policies judge it: a channel, recipients, a URL."""
+    if name == "slack_notification":
+        return str(arguments.get("channel") or config.get("default_channel") or "")
+    if name == "send_email":
+        to = arguments.get("to") or []
+        return [str(item) for item in (to if isinstance(to, list) else [to])]
+    if name in ("http_request", "external_api_post"):
+        return str(arguments.get("url") or "")
+    if name == "webhook_post":
+        return str(config.get("url") or "")
+    return str(config.get("webhook_url") or "")
 
 
 def _as_text(value: Any) -> str:
@@ -82,7 +91,7 @@ class ToolProxy:
             if replay is not None:
                 return replay
         try:
-            tool, tool_config = self._check(call)
+            tool, tool_config, call = self._check(call, key)
         except ToolRefused as refused:
             return self._refused(call, key, refused.reason)
         action = existing or self._record_start(call, key)
@@ -120,7 +129,11 @@ class ToolProxy:
         )
         return ToolOutcome(message, True)
 
-    def _check(self, call: ToolCall) -> tuple[Any, dict[str, Any]]:
+    def _check(self, call: ToolCall, key: str) -> tuple[Any, dict[str, Any], ToolCall]:
+        """The tool, its config, and the call as it may go (a safety policy may have
+        redacted its arguments); ``ToolRefused`` or ``ApprovalRequired`` otherwise."""
+        from policies.engine import Context, decide
+
         spec = TOOLS.get(call.name)
         if spec is None or call.name not in self.offered:
             raise ToolRefused(f"The tool {call.name!r} is not offered to this agent.")
@@ -131,10 +144,25 @@ class ToolProxy:
         tool = get_tool(call.name)
         tool_config = self.offered[call.name]
         tool.authorize(call.arguments, tool_config)
-        verdict = policy_verdict(self.execution, call.name, spec.destination, call.arguments)
-        if not verdict.allowed:
-            raise ToolRefused(verdict.reason or "Refused by policy.")
-        return tool, tool_config
+        decision = decide(
+            agent=self.execution.agent,
+            version=self.execution.agent_version,
+            context=Context(
+                kind="tool_call",
+                action=call.name,
+                destination=spec.destination,
+                target=tool_target(call.name, call.arguments, tool_config),
+                payload=call.arguments,
+                execution_id=str(self.execution.pk),
+            ),
+        )
+        if decision.outcome == "require_approval":
+            raise ApprovalRequired(call, key, decision)
+        if not decision.allowed:
+            raise ToolRefused(f"Refused by policy {decision.reason}")
+        if decision.payload is not call.arguments:
+            call = ToolCall(call.id, call.name, decision.payload)
+        return tool, tool_config, call
 
     def _record_start(self, call: ToolCall, key: str) -> ExecutionAction | None:
         try:

@@ -8,30 +8,15 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from controlplane.serializers import (
-    MAX_JSON_DEPTH,
+    JSONValueField,
     StrictCharField,
     StrictIntegerField,
     StrictSerializer,
-    json_problem,
 )
 from executions.models import Execution, ExecutionLog
+from policies.api.serializers import TraceEntrySerializer
 
 # --- input ------------------------------------------------------------------------------------
-
-
-class JSONValueField(serializers.JSONField):
-    """Any JSON value, without NUL characters, nested at most MAX_JSON_DEPTH levels."""
-
-    default_error_messages = {
-        "nul": "Must not contain NUL characters.",
-        "too_deep": f"Must not nest objects and arrays deeper than {MAX_JSON_DEPTH} levels.",
-    }
-
-    def to_internal_value(self, data: Any) -> Any:
-        problem = json_problem(data)
-        if problem:
-            self.fail(problem)
-        return super().to_internal_value(data)
 
 
 class RunSerializer(StrictSerializer):
@@ -43,6 +28,11 @@ class RunSerializer(StrictSerializer):
         required=False,
         help_text="Default: the production version. Naming the staging version runs it "
         "(marked as a staging run).",
+    )
+    complexity = serializers.ChoiceField(
+        choices=["simple", "medium", "complex"],
+        required=False,
+        help_text="A hint for model-routing policies.",
     )
 
 
@@ -177,6 +167,17 @@ class ExecutionDetailSerializer(ExecutionSerializer):
 
     steps_executed = serializers.SerializerMethodField()
     actions_taken = serializers.SerializerMethodField()
+    policy_trace = TraceEntrySerializer(
+        many=True,
+        read_only=True,
+        help_text="Every policy the trigger-time decision looked at, in order, with its verdict.",
+    )
+    routing = serializers.JSONField(
+        read_only=True, help_text="The model a routing policy chose for this run, if any."
+    )
+    not_before = serializers.DateTimeField(
+        read_only=True, help_text="A scheduled run's time (a time window, a rate or a slot)."
+    )
 
     class Meta(ExecutionSerializer.Meta):
         fields = [
@@ -186,6 +187,8 @@ class ExecutionDetailSerializer(ExecutionSerializer):
             "input",
             "output",
             "policy_trace",
+            "routing",
+            "not_before",
             "idempotency_key",
             "parent_id",
             "trace_id",

@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from agents.selectors import agent_for_run
 from controlplane.access import Actor, actor_from_request
 from controlplane.api.pagination import NewestFirstCursorPagination, PagePagination
-from controlplane.errors import Invalid, Unauthenticated
+from controlplane.errors import Invalid, Unauthenticated, error_body
 from executions import selectors, services
 from executions.api.serializers import (
     ExecutionDetailSerializer,
@@ -51,9 +51,17 @@ def idempotency_key(request: Request) -> str | None:
     return key
 
 
+REFUSED = {
+    Execution.Status.BLOCKED: (status.HTTP_403_FORBIDDEN, "blocked_by_policy"),
+    Execution.Status.RATE_LIMITED: (status.HTTP_429_TOO_MANY_REQUESTS, "rate_limited"),
+}
+
+
 def accepted(result: services.TriggerResult) -> Response:
     """202 with the execution in ExecutionTriggeredSerializer's shape, built directly (the
-    trigger path is hot); a replayed Idempotency-Key gets the same answer, marked."""
+    trigger path is hot); a replayed Idempotency-Key gets the same answer, marked. A run a
+    policy refused is recorded all the same, and answered 403 (blocked) or 429 (rate
+    limited) in the error envelope, naming the policy and the execution."""
     execution = result.execution
     body = {
         "execution_id": str(execution.pk),
@@ -67,6 +75,24 @@ def accepted(result: services.TriggerResult) -> Response:
         "links": execution_links(execution),
     }
     headers = {} if result.created else {"Idempotent-Replayed": "true"}
+    if execution.status in REFUSED:
+        code_status, code = REFUSED[execution.status]
+        deciding = next(
+            (
+                entry
+                for entry in execution.policy_trace
+                if entry["verdict"] in ("deny", "rate_limited")
+            ),
+            {},
+        )
+        details = {
+            **body,
+            "policy": deciding.get("policy_name"),
+            "policy_trace": execution.policy_trace,
+        }
+        return Response(
+            error_body(code, execution.error_message, details), status=code_status, headers=headers
+        )
     return Response(body, status=status.HTTP_202_ACCEPTED, headers=headers)
 
 
@@ -81,6 +107,7 @@ def trigger(request: Request, *, agent_ref: str, data: dict[str, Any], source: s
         version=data.get("version"),
         source=source,
         idempotency_key=idempotency_key(request),
+        complexity=data.get("complexity"),
     )
     return accepted(result)
 
