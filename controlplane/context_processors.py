@@ -9,6 +9,7 @@ from django.urls import NoReverseMatch, reverse
 NAV = [
     ("Agents", "agents:list"),
     ("Executions", "executions:list"),
+    ("Policies", "policies:list"),
     ("Audit log", "audit"),
     ("API keys", "api-keys"),
 ]

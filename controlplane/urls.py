@@ -18,6 +18,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("agents/", include("agents.urls")),
     path("executions/", include("executions.urls")),
+    path("policies/", include("policies.urls")),
     path("audit/", views.audit_log, name="audit"),
     path("api-keys/", views.api_keys, name="api-keys"),
     path("api-keys/<str:prefix>/revoke", views.api_key_revoke, name="api-key-revoke"),

@@ -8,11 +8,13 @@ from controlplane.api.views import AuditEventViewSet
 from controlplane.health import LivenessView, ReadinessView
 from executions.api.views import ExecutionViewSet
 from executions.api.webhooks import AgentWebhookView
+from policies.api.views import PolicyViewSet
 
 router = SimpleRouter(trailing_slash=False)
 router.register("agents", AgentViewSet, basename="agent")
 router.register("audit", AuditEventViewSet, basename="audit")
 router.register("executions", ExecutionViewSet, basename="execution")
+router.register("policies", PolicyViewSet, basename="policy")
 
 app_name = "api"
 urlpatterns = [

@@ -13,13 +13,12 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from agents.models import Agent, Tag
+from agents.models import Agent
 from controlplane.access import Actor
 from controlplane.audit import audit_verify
 from controlplane.models import APIKey, AuditEvent
 from controlplane.selectors import api_key_roles_for
 from policies.models import Policy
-from policies.services import policy_save
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -356,7 +355,7 @@ def policy_form(**changes: Any) -> dict[str, Any]:
         "policy_type": "rate_limit",
         "applies_to": "tag",
         "target_agent": "",
-        "target_tags": [Tag.objects.get(name="recruiting").pk],
+        "target_tags": "recruiting",
         "rules": json.dumps(RATE_LIMIT),
         "enabled": "on",
         "priority": 10,
@@ -365,11 +364,13 @@ def policy_form(**changes: Any) -> dict[str, Any]:
 
 
 def a_policy(by: Any) -> Policy:
-    return policy_save(
-        actor=Actor(user=by),
-        policy=Policy(policy_name="global-rate-limit", policy_type="rate_limit", rules=RATE_LIMIT),
-        tags=[],
-    )
+    """A rate limit for all agents (which takes an admin)."""
+    return factories.policy(by, "global-rate-limit", "rate_limit", RATE_LIMIT)
+
+
+@pytest.fixture
+def second_admin(db: Any) -> Any:
+    return factories.user("ada", role="admin")
 
 
 def policy_events(policy_id: Any) -> list[AuditEvent]:
@@ -379,28 +380,28 @@ def policy_events(policy_id: Any) -> list[AuditEvent]:
 
 
 def test_creating_a_policy_writes_policy_created(
-    client: Client, agent: Agent, owner: Any, other: Any
+    client: Client, agent: Agent, admin_user: Any, other: Any
 ) -> None:
-    client = logged_in(client, owner)
+    client = logged_in(client, admin_user)
 
     response = client.post(reverse("admin:policies_policy_add"), policy_form(created_by=other.pk))
 
     assert response.status_code == 302, response.context and response.context["errors"]
     policy = Policy.objects.get(policy_name="recruiting-rate-limit")
-    assert policy.created_by == owner  # whatever the form was sent
+    assert policy.created_by == admin_user  # whatever the form was sent
     assert [tag.name for tag in policy.target_tags.all()] == ["recruiting"]
     assert (policy.rules, policy.priority, policy.enabled) == (RATE_LIMIT, 10, True)
     [event] = policy_events(policy.pk)
-    assert (event.action, event.actor_label, event.before) == ("policy.created", "alice", None)
+    assert (event.action, event.actor_label, event.before) == ("policy.created", "root", None)
     assert event.after["target_tags"] == ["recruiting"]
     assert event.after["rules"] == RATE_LIMIT
 
 
 def test_changing_a_policy_writes_policy_updated_with_before_and_after(
-    client: Client, agent: Agent, owner: Any, other: Any
+    client: Client, agent: Agent, admin_user: Any, second_admin: Any
 ) -> None:
-    policy = a_policy(owner)
-    client = logged_in(client, other)
+    policy = a_policy(admin_user)
+    client = logged_in(client, second_admin)
 
     response = client.post(
         reverse("admin:policies_policy_change", args=[policy.pk]),
@@ -409,9 +410,9 @@ def test_changing_a_policy_writes_policy_updated_with_before_and_after(
 
     assert response.status_code == 302, response.context and response.context["errors"]
     policy.refresh_from_db()
-    assert (policy.enabled, policy.priority, policy.created_by) == (False, 5, owner)
+    assert (policy.enabled, policy.priority, policy.created_by) == (False, 5, admin_user)
     event = policy_events(policy.pk)[-1]
-    assert (event.action, event.actor_label) == ("policy.updated", "bob")
+    assert (event.action, event.actor_label) == ("policy.updated", "ada")
     assert (event.before["enabled"], event.after["enabled"]) == (True, False)
     assert (event.before["target_tags"], event.after["target_tags"]) == ([], ["recruiting"])
     assert (event.before["applies_to"], event.after["applies_to"]) == ("all", "tag")
@@ -419,10 +420,10 @@ def test_changing_a_policy_writes_policy_updated_with_before_and_after(
 
 @pytest.mark.parametrize("how", ["delete-page", "bulk-action"])
 def test_deleting_a_policy_writes_policy_deleted(
-    client: Client, owner: Any, other: Any, how: str
+    client: Client, admin_user: Any, second_admin: Any, how: str
 ) -> None:
-    policy = a_policy(owner)
-    client = logged_in(client, other)
+    policy = a_policy(admin_user)
+    client = logged_in(client, second_admin)
 
     if how == "delete-page":
         response = client.post(
@@ -437,15 +438,15 @@ def test_deleting_a_policy_writes_policy_deleted(
     assert response.status_code == 302
     assert not Policy.objects.filter(pk=policy.pk).exists()
     event = policy_events(policy.pk)[-1]
-    assert (event.action, event.actor_label) == ("policy.deleted", "bob")
+    assert (event.action, event.actor_label) == ("policy.deleted", "ada")
     assert event.before["policy_name"] == "global-rate-limit"
     assert event.after is None
 
 
 def test_viewer_cannot_change_policies(
-    client: Client, agent: Agent, owner: Any, viewer: Any
+    client: Client, agent: Agent, admin_user: Any, viewer: Any
 ) -> None:
-    policy = a_policy(owner)
+    policy = a_policy(admin_user)
     client = logged_in(client, viewer)
     events_before = AuditEvent.objects.count()
     change_url = reverse("admin:policies_policy_change", args=[policy.pk])

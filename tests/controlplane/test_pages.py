@@ -543,6 +543,8 @@ def nav_links(response: Any) -> list[tuple[str, str, bool]]:
         ("/agents/", "Agents"),
         ("/agents/job-application-agent/", "Agents"),
         ("/executions/", "Executions"),
+        ("/policies/", "Policies"),
+        ("/policies/dry-run", "Policies"),
         ("/audit/", "Audit log"),
         ("/api-keys/", "API keys"),
     ],
@@ -555,6 +557,7 @@ def test_navigation_marks_the_current_section(
     assert nav_links(response) == [
         ("/agents/", "Agents", current == "Agents"),
         ("/executions/", "Executions", current == "Executions"),
+        ("/policies/", "Policies", current == "Policies"),
         ("/audit/", "Audit log", current == "Audit log"),
         ("/api-keys/", "API keys", current == "API keys"),
         ("/admin/", "Admin", False),
@@ -569,4 +572,4 @@ def test_navigation_shows_admin_only_to_staff(client: Client) -> None:
 
     labels = [label for _, label, _ in nav_links(login(client, plain).get("/api-keys/"))]
 
-    assert labels == ["Agents", "Executions", "Audit log", "API keys", "API"]
+    assert labels == ["Agents", "Executions", "Policies", "Audit log", "API keys", "API"]

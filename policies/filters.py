@@ -1,0 +1,61 @@
+"""One FilterSet for the policies API and the policies page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django_filters
+from django.db.models import QuerySet
+
+from agents.models import Agent
+from agents.selectors import agent_get
+from controlplane.access import actor_from_request
+from controlplane.errors import NotFound
+from policies.models import Policy
+from policies.selectors import policies_applying_to
+
+
+class PolicyFilter(django_filters.FilterSet):
+    """Give it the request: ``agent`` is looked up among the agents its user may see."""
+
+    type = django_filters.ChoiceFilter(
+        field_name="policy_type", choices=Policy.Type.choices, help_text="The policy type."
+    )
+    scope = django_filters.ChoiceFilter(
+        field_name="applies_to", choices=Policy.Scope.choices, help_text="all, agent or tag."
+    )
+    enabled = django_filters.BooleanFilter()
+    agent = django_filters.CharFilter(
+        method="filter_agent",
+        help_text="Agent id or name: the policies that apply to it (for all agents, for it, "
+        "or for one of its tags).",
+    )
+    tag = django_filters.CharFilter(
+        field_name="target_tags__name", distinct=True, help_text="Policies for this tag."
+    )
+
+    class Meta:
+        model = Policy
+        fields = ["type", "scope", "enabled", "agent", "tag"]
+
+    def is_valid(self) -> bool:
+        # An agent the user may not see is an error on the filter, as an unknown one is.
+        valid = super().is_valid()
+        ref = self.form.cleaned_data.get("agent") if valid else None
+        if ref and self._agent() is None:
+            self.form.add_error("agent", f"No agent {ref!r}.")
+            return False
+        return valid
+
+    def _agent(self) -> Agent | None:
+        if not hasattr(self, "_resolved"):
+            ref = self.form.cleaned_data.get("agent")
+            try:
+                self._resolved = agent_get(actor=actor_from_request(self.request), ref=ref)
+            except NotFound:
+                self._resolved = None
+        return self._resolved
+
+    def filter_agent(self, queryset: QuerySet[Policy], name: str, value: Any) -> QuerySet[Policy]:
+        agent = self._agent()
+        return queryset.none() if agent is None else policies_applying_to(queryset, agent=agent)
