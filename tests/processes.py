@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from django.conf import settings
@@ -133,3 +135,26 @@ def kill_hard(process: subprocess.Popen[bytes]) -> None:
     """SIGKILL the process and everything it started (a worker machine losing power)."""
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
+
+
+def bench_figures(*arguments: str) -> dict[str, Any]:
+    """``manage.py bench ... --json`` run as a user runs it (it makes its own temporary
+    database next to the test one); each figure checked to carry its floor and ratio."""
+    done = subprocess.run(
+        [sys.executable, "manage.py", "bench", *arguments, "--json"],
+        cwd=ROOT,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads(done.stdout)
+    for name, figure in results.items():
+        if name == "database":
+            continue
+        assert figure["value"] > 0 and figure["floor"] > 0, (name, figure)
+        assert abs(figure["ratio"] - figure["value"] / figure["floor"]) <= 0.01 * figure["ratio"]
+        assert figure["better"] in ("lower", "higher")
+    return results

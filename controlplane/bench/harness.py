@@ -43,12 +43,17 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(ordered, n=1000, method="inclusive")[int(q * 10) - 1]
 
 
+def _rounded(number: float) -> float:
+    """Three decimals, or four significant digits for what is smaller than 1."""
+    return round(number, 3) if abs(number) >= 1 else float(f"{number:.4g}")
+
+
 def metric(value: float, floor: float, *, unit: str, target: str, better: str) -> dict[str, Any]:
     """One figure next to its floor measured in the same run."""
     return {
-        "value": round(value, 3),
-        "floor": round(floor, 3),
-        "ratio": round(value / floor, 3) if floor else None,
+        "value": _rounded(value),
+        "floor": _rounded(floor),
+        "ratio": _rounded(value / floor) if floor else None,
         "unit": unit,
         "target": target,
         "better": better,

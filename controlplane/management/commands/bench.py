@@ -9,7 +9,12 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from controlplane.bench.harness import ROOT, isolated_environment
 
-BENCHES = ("executions",)
+BENCHES = ("executions", "policies")
+# Per bench: its own defaults for the shared options.
+DEFAULTS = {
+    "executions": {"samples": 100, "seconds": 5.0},
+    "policies": {"samples": 5000, "seconds": 3.0},
+}
 
 
 class Command(BaseCommand):
@@ -25,26 +30,30 @@ class Command(BaseCommand):
         parser.add_argument(
             "--count", type=int, default=1000, help="Runs for the throughput figure."
         )
-        parser.add_argument("--samples", type=int, default=100, help="Samples per latency figure.")
         parser.add_argument(
-            "--seconds", type=float, default=5.0, help="Seconds of load per endpoint."
+            "--samples",
+            type=int,
+            help="Samples per latency figure (executions: 100; policies: 5000).",
+        )
+        parser.add_argument(
+            "--seconds",
+            type=float,
+            help="Seconds of load per endpoint (executions: 5) or per rate figure (policies: 3).",
         )
         parser.add_argument("--in-flight", type=int, default=500, dest="in_flight")
+        parser.add_argument(
+            "--policies", type=int, default=1000, help="Policies for the policy latency figures."
+        )
         parser.add_argument(
             "--inner", action="store_true", help="(internal) run inside the environment"
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        for name, value in DEFAULTS[options["bench"]].items():
+            if options[name] is None:
+                options[name] = value
         if options["inner"]:
-            from executions import bench
-
-            results = bench.run(
-                count=options["count"],
-                samples=options["samples"],
-                seconds=options["seconds"],
-                in_flight_count=options["in_flight"],
-            )
-            self.stdout.write(json.dumps(results))
+            self.stdout.write(json.dumps(self.inner(options)))
             return
         command = [
             sys.executable,
@@ -60,6 +69,8 @@ class Command(BaseCommand):
             str(options["seconds"]),
             "--in-flight",
             str(options["in_flight"]),
+            "--policies",
+            str(options["policies"]),
         ]
         with isolated_environment() as env:
             done = subprocess.run(
@@ -75,6 +86,28 @@ class Command(BaseCommand):
         for name, figure in results.items():
             ratio = "n/a" if figure["ratio"] is None else f"{figure['ratio']:.3f}"
             self.stdout.write(
-                f"  {name:<42} {figure['value']:>10.3f}  floor {figure['floor']:>10.3f}  "
+                f"  {name:<42} {_figure(figure['value'])}  floor {_figure(figure['floor'])}  "
                 f"ratio {ratio:>7}  ({figure['unit']}; target {figure['target']})"
             )
+
+    def inner(self, options: dict[str, Any]) -> dict[str, Any]:
+        if options["bench"] == "policies":
+            from policies import bench as policy_bench
+
+            return policy_bench.run(
+                samples=options["samples"],
+                seconds=options["seconds"],
+                policies=options["policies"],
+            )
+        from executions import bench
+
+        return bench.run(
+            count=options["count"],
+            samples=options["samples"],
+            seconds=options["seconds"],
+            in_flight_count=options["in_flight"],
+        )
+
+
+def _figure(number: float) -> str:
+    return f"{number:>10.3f}" if abs(number) >= 1 else f"{number:>10.4g}"
