@@ -1,4 +1,6 @@
-"""The demo: an admin, the three sample agents of seed 000, two policies (disabled).
+"""The demo: an admin, the three sample agents of seed 000, seed 000's four policies (the
+rate limit enabled; the others disabled — approvals, business hours and routing to paid
+models would hold or break the offline demo runs until switched on).
 
 Idempotent: what exists is left as it is, so a second ``make run`` changes nothing.
 """
@@ -19,7 +21,7 @@ from agents.models import Agent
 from controlplane.access import Actor
 from controlplane.roles import Role
 from policies.models import Policy
-from policies.services import policy_save
+from policies.services import policy_create
 
 ADMIN_USERNAME = "admin"
 
@@ -165,6 +167,7 @@ DEMO_POLICIES: list[dict[str, Any]] = [
         "target_agent": "job-application-agent",
         "rules": {"max_executions": 50, "window_minutes": 60, "action_on_violation": "queue"},
         "priority": 50,
+        "enabled": True,
     },
     {
         # seed 000, "Create Approval Requirement Policy"
@@ -178,6 +181,40 @@ DEMO_POLICIES: list[dict[str, Any]] = [
             "risk_threshold": "medium",
         },
         "priority": 10,
+        "enabled": False,
+    },
+    {
+        # seed 000, "Time Window Policy"
+        "policy_name": "business-hours-only",
+        "policy_type": "time_window",
+        "applies_to": "tag",
+        "target_tags": ["customer-facing"],
+        "rules": {
+            "allowed_days": ["MON", "TUE", "WED", "THU", "FRI"],
+            "allowed_hours": list(range(9, 18)),
+            "timezone": "America/New_York",
+            "action_on_violation": "delay_until_allowed",
+        },
+        "enabled": False,
+    },
+    {
+        # seed 000, "Cost Optimization Policy"
+        "policy_name": "use-cheaper-model-for-simple-tasks",
+        "policy_type": "model_routing",
+        "applies_to": "all",
+        "rules": {
+            "route_by_complexity": {
+                "simple": {"provider": "openai", "model": "gpt-4o-mini", "max_tokens": 500},
+                "medium": {"provider": "anthropic", "model": "claude-haiku-4", "max_tokens": 2000},
+                "complex": {
+                    "provider": "anthropic",
+                    "model": "claude-sonnet-4-5",
+                    "max_tokens": 8000,
+                },
+            },
+            "complexity_detector": "token_estimate",
+        },
+        "enabled": False,
     },
 ]
 
@@ -232,13 +269,15 @@ def _load_policy(actor: Actor, spec: dict[str, Any], result: DemoResult) -> None
     if Policy.objects.filter(policy_name=spec["policy_name"]).exists():
         return
     target = spec.get("target_agent")
-    policy = Policy(
-        **{key: value for key, value in spec.items() if key != "target_agent"},
-        target_agent=Agent.objects.get(name=target) if target else None,
-        enabled=False,
+    policy = policy_create(
+        actor=actor,
+        data={
+            **{key: value for key, value in spec.items() if key != "target_agent"},
+            "target_agent": Agent.objects.get(name=target) if target else None,
+        },
     )
-    policy_save(actor=actor, policy=policy)
-    result.created.append(f"policy {policy.policy_name} (disabled)")
+    state = "enabled" if policy.enabled else "disabled"
+    result.created.append(f"policy {policy.policy_name} ({state})")
 
 
 @transaction.atomic

@@ -60,17 +60,25 @@ def test_demo_agents_are_active_with_an_offline_production_version(demo_output: 
     )
 
 
-def test_demo_policies_are_disabled(demo_output: str) -> None:
+def test_demo_has_seed_policies_with_only_the_rate_limit_enabled(demo_output: str) -> None:
     policies = {policy.policy_name: policy for policy in Policy.objects.all()}
 
-    assert set(policies) == {"job-agent-rate-limit", "email-approval-required"}
-    assert not any(policy.enabled for policy in policies.values())
+    assert set(policies) == {
+        "job-agent-rate-limit",
+        "email-approval-required",
+        "business-hours-only",
+        "use-cheaper-model-for-simple-tasks",
+    }
+    assert [name for name, policy in policies.items() if policy.enabled] == ["job-agent-rate-limit"]
     assert policies["job-agent-rate-limit"].target_agent.name == "job-application-agent"
     assert policies["job-agent-rate-limit"].rules == {
         "max_executions": 50,
         "window_minutes": 60,
         "action_on_violation": "queue",
     }
+    assert [tag.name for tag in policies["business-hours-only"].target_tags.all()] == [
+        "customer-facing"
+    ]
 
 
 def test_demo_is_audited(demo_output: str) -> None:
