@@ -80,7 +80,11 @@ def dispatch_due(now: Any = None, *, agent_id: Any = None) -> int:
             agent=execution.agent,
             version=execution.agent_version,
             context=Context(
-                kind="trigger", payload=execution.input, execution_id=str(execution.pk)
+                kind="trigger",
+                payload=execution.input,
+                execution_id=str(execution.pk),
+                # a run start a person approved, waiting for its time or a slot
+                approved=execution.approvals.filter(call_key="execute", status="approved").exists(),
             ),
             at=now,
         )

@@ -17,9 +17,11 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from approvals.services import approval_open
 from executions import heartbeat
 from executions.agent_loop import AgentLoop
 from executions.models import Execution, ExecutionStep
@@ -60,9 +62,13 @@ def run_execution(*, execution_id: str, attempt: int, worker: str = "") -> str |
         now = timezone.now()
         fields: dict[str, Any] = {"heartbeat_at": now, "worker": worker[:200]}
         if locked.started_at is None:
-            # The time budget counts from the first start: a re-run after a crash keeps it.
-            timeout = locked.agent_version.config.get("timeout_seconds", 300)
             fields["started_at"] = now
+        if locked.deadline_at is None:
+            # The time budget counts from the first start: a re-run after a crash keeps its
+            # deadline; a run resumed after an approval gets back the time it had left
+            # (waiting for a person does not count).
+            left = (locked.checkpoint or {}).get("time_left")
+            timeout = left or locked.agent_version.config.get("timeout_seconds", 300)
             fields["deadline_at"] = now + timedelta(seconds=timeout)
         return fields
 
@@ -143,14 +149,39 @@ def _wait_for_approval(
         },
     )
     recorder.log(f"waiting for approval: {decision.reason}", "warn")
-    waiting = execution_transition(
-        execution_id=execution.pk,
-        to=S.PENDING_APPROVAL,
-        expect={S.RUNNING},
-        fields={"heartbeat_at": None, "worker": "", **recorder.totals_fields()},
-        reason=decision.reason,
-    )
-    return waiting.status if waiting else None
+
+    def pause_fields(locked: Execution) -> dict[str, Any]:
+        left = (locked.deadline_at - timezone.now()).total_seconds() if locked.deadline_at else 0
+        return {
+            "heartbeat_at": None,
+            "worker": "",
+            "deadline_at": None,
+            "checkpoint": {**(locked.checkpoint or {}), "time_left": max(1.0, left)},
+            **recorder.totals_fields(),
+        }
+
+    with transaction.atomic():
+        waiting = execution_transition(
+            execution_id=execution.pk,
+            to=S.PENDING_APPROVAL,
+            expect={S.RUNNING},
+            unless_cancel_requested=True,
+            fields=pause_fields,
+            reason=decision.reason,
+        )
+        if waiting is not None:
+            approval_open(
+                execution=waiting,
+                decision=decision,
+                action=pause.call.name,
+                call_key=pause.key,
+                requested_action=pause.requested_action,
+            )
+    if waiting is None:
+        return _stop(
+            execution, recorder, RunStopped(S.CANCELLED, "cancelled", "Cancelled on request.")
+        )
+    return waiting.status
 
 
 def _elapsed_ms(execution: Execution) -> int:

@@ -35,6 +35,10 @@ ALLOWED_FROM: dict[str, frozenset[str]] = {
     S.QUEUED: frozenset({S.SCHEDULED, S.PENDING_APPROVAL, S.RUNNING}),
     S.RUNNING: frozenset({S.QUEUED, S.PENDING_APPROVAL}),
     S.PENDING_APPROVAL: frozenset({S.RUNNING}),
+    # An approved run start is decided again: it may have to wait, or be refused after all.
+    S.SCHEDULED: frozenset({S.PENDING_APPROVAL}),
+    S.BLOCKED: frozenset({S.PENDING_APPROVAL}),
+    S.RATE_LIMITED: frozenset({S.PENDING_APPROVAL}),
     S.SUCCESS: frozenset({S.RUNNING}),
     S.FAILED: frozenset({S.RUNNING, S.QUEUED}),
     S.TIMED_OUT: frozenset({S.RUNNING}),
@@ -362,6 +366,21 @@ def execution_trigger(
                     agent_id=agent.pk,
                     after={"alert": alert},
                 )
+            if status == S.PENDING_APPROVAL:
+                from approvals.services import approval_open
+
+                approval_open(
+                    execution=execution,
+                    decision=decision,
+                    action="execute",
+                    call_key="execute",
+                    requested_action={
+                        "action": "execute",
+                        "agent": agent.name,
+                        "version": agent_version.version,
+                        "input": decision.payload,
+                    },
+                )
             publish_after_commit(
                 ExecutionChange(str(execution.pk), str(agent.pk), execution.status, None, 1)
             )
@@ -408,14 +427,19 @@ def execution_cancel(*, actor: Actor, execution: Execution) -> Execution:
     next step. Finished: 409."""
     if not execution_can_cancel(actor, execution):
         raise Forbidden("You may not cancel runs of this agent.")
+    from approvals.services import approval_cancel_for_execution
+
     waiting = (S.QUEUED, S.SCHEDULED, S.PENDING_APPROVAL)
-    cancelled = execution_transition(
-        execution_id=execution.pk,
-        to=S.CANCELLED,
-        actor=actor,
-        expect=waiting,
-        reason="cancelled before it ran",
-    )
+    with transaction.atomic():
+        cancelled = execution_transition(
+            execution_id=execution.pk,
+            to=S.CANCELLED,
+            actor=actor,
+            expect=waiting,
+            reason="cancelled before it ran",
+        )
+        if cancelled is not None:
+            approval_cancel_for_execution(execution_id=execution.pk, actor=actor)
     if cancelled is not None:
         return cancelled
     with transaction.atomic():

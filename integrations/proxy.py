@@ -21,6 +21,8 @@ from django.conf import settings
 from django.db import IntegrityError
 from django.utils import timezone
 
+from approvals.models import ApprovalRequest
+from approvals.services import action_hash, approval_for_call
 from controlplane.access import Actor
 from controlplane.audit import audit_record
 from controlplane.db import release_connection
@@ -48,11 +50,14 @@ class ApprovalRequired(Exception):
     """A policy wants a person to approve this tool call before it is sent: the run pauses
     (its checkpoint holds the call) until the approval comes."""
 
-    def __init__(self, call: ToolCall, key: str, decision: Any) -> None:
+    def __init__(
+        self, call: ToolCall, key: str, decision: Any, requested_action: dict[str, Any]
+    ) -> None:
         super().__init__(decision.reason)
         self.call = call
         self.key = key
         self.decision = decision
+        self.requested_action = requested_action  # exactly what will run once approved
 
 
 def tool_target(name: str, arguments: dict[str, Any], config: dict[str, Any]) -> str | list[str]:
@@ -67,6 +72,15 @@ def tool_target(name: str, arguments: dict[str, Any], config: dict[str, Any]) ->
     if name == "webhook_post":
         return str(config.get("url") or "")
     return str(config.get("webhook_url") or "")
+
+
+def _not_approved(approval: ApprovalRequest) -> str:
+    """What the model is told when a person said no (or nobody said yes in time)."""
+    if approval.status == ApprovalRequest.Status.REJECTED:
+        return f"rejected by {approval.decided_by}" + (
+            f": {approval.review_notes}" if approval.review_notes else ""
+        )
+    return f"not approved ({approval.status})"
 
 
 def _as_text(value: Any) -> str:
@@ -91,10 +105,10 @@ class ToolProxy:
             if replay is not None:
                 return replay
         try:
-            tool, tool_config, call = self._check(call, key)
+            tool, tool_config, call, approval = self._check(call, key)
         except ToolRefused as refused:
             return self._refused(call, key, refused.reason)
-        action = existing or self._record_start(call, key)
+        action = existing or self._record_start(call, key, approved_by_person=approval is not None)
         if action is None:  # another runner recorded it between our read and write
             replay = self._replay(ExecutionAction.objects.get(idempotency_key=key))
             return replay or ToolOutcome("The action is in progress elsewhere.", True)
@@ -129,9 +143,12 @@ class ToolProxy:
         )
         return ToolOutcome(message, True)
 
-    def _check(self, call: ToolCall, key: str) -> tuple[Any, dict[str, Any], ToolCall]:
-        """The tool, its config, and the call as it may go (a safety policy may have
-        redacted its arguments); ``ToolRefused`` or ``ApprovalRequired`` otherwise."""
+    def _check(
+        self, call: ToolCall, key: str
+    ) -> tuple[Any, dict[str, Any], ToolCall, ApprovalRequest | None]:
+        """The tool, its config, the call as it may go (a safety policy may have redacted
+        its arguments) and the approval it was given, if one was needed; ``ToolRefused`` or
+        ``ApprovalRequired`` otherwise."""
         from policies.engine import Context, decide
 
         spec = TOOLS.get(call.name)
@@ -144,6 +161,10 @@ class ToolProxy:
         tool = get_tool(call.name)
         tool_config = self.offered[call.name]
         tool.authorize(call.arguments, tool_config)
+        approval = approval_for_call(self.execution.pk, key)
+        if approval is not None and approval.status != ApprovalRequest.Status.APPROVED:
+            raise ToolRefused(_not_approved(approval))
+        target = tool_target(call.name, call.arguments, tool_config)
         decision = decide(
             agent=self.execution.agent,
             version=self.execution.agent_version,
@@ -151,20 +172,33 @@ class ToolProxy:
                 kind="tool_call",
                 action=call.name,
                 destination=spec.destination,
-                target=tool_target(call.name, call.arguments, tool_config),
+                target=target,
                 payload=call.arguments,
                 execution_id=str(self.execution.pk),
+                approved=approval is not None,
             ),
         )
+        requested = {
+            "action": call.name,
+            "destination": spec.destination,
+            "target": target,
+            "arguments": decision.payload,
+        }
         if decision.outcome == "require_approval":
-            raise ApprovalRequired(call, key, decision)
+            raise ApprovalRequired(call, key, decision, requested)
         if not decision.allowed:
             raise ToolRefused(f"Refused by policy {decision.reason}")
+        if approval is not None and action_hash(requested) != approval.action_hash:
+            raise ToolRefused(
+                "The call is not the one that was approved (its payload changed); not sent."
+            )
         if decision.payload is not call.arguments:
             call = ToolCall(call.id, call.name, decision.payload)
-        return tool, tool_config, call
+        return tool, tool_config, call, approval
 
-    def _record_start(self, call: ToolCall, key: str) -> ExecutionAction | None:
+    def _record_start(
+        self, call: ToolCall, key: str, *, approved_by_person: bool
+    ) -> ExecutionAction | None:
         try:
             return ExecutionAction.objects.create(
                 execution=self.execution,
@@ -172,6 +206,7 @@ class ToolProxy:
                 action=call.name,
                 status=ExecutionAction.Status.STARTED,
                 arguments=call.arguments,
+                auto_approved=not approved_by_person,
                 started_at=timezone.now(),
             )
         except IntegrityError:

@@ -1,0 +1,123 @@
+"""Reads of approvals, always through what the actor may see: admins see every request;
+others those of agents they may view, and those they are an approver of."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db.models import (
+    Avg,
+    Case,
+    Count,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    Q,
+    QuerySet,
+    TextField,
+    Value,
+    When,
+)
+from django.db.models.functions import Cast
+from django.utils import timezone
+
+from agents.selectors import agent_visible_qs
+from approvals.models import ApprovalDecision, ApprovalRequest
+from controlplane.access import Actor, can, is_admin
+from controlplane.errors import NotFound
+
+A = ApprovalRequest.Status
+
+
+def assigned_q(user: Any) -> Q:
+    """Requests that list the user (by e-mail or one of their groups) as an approver; for
+    an admin, also those that list nobody (admins decide those)."""
+    if user is None:
+        return Q(pk__in=[])
+    needles = [f'"{user.email.strip().lower()}"'] if user.email else []
+    needles += [f'"group:{name}"' for name in user.groups.values_list("name", flat=True)]
+    q = Q(pk__in=[])
+    for needle in needles:
+        q |= Q(approvers_text__icontains=needle)
+    if is_admin(user):
+        q |= Q(approvers=[])
+    return q
+
+
+def _annotated() -> QuerySet[ApprovalRequest]:
+    return ApprovalRequest.objects.annotate(approvers_text=Cast("approvers", TextField()))
+
+
+def approval_visible_qs(*, actor: Actor) -> QuerySet[ApprovalRequest]:
+    if not can(actor, "approvals.view_approvalrequest"):
+        return ApprovalRequest.objects.none()
+    rows = _annotated()
+    if is_admin(actor.user):
+        return rows
+    return rows.filter(Q(agent__in=agent_visible_qs(actor=actor)) | assigned_q(actor.user))
+
+
+def approval_list(*, actor: Actor) -> QuerySet[ApprovalRequest]:
+    """Pending first, expiring soonest first; then the decided ones, newest first."""
+    return (
+        approval_visible_qs(actor=actor)
+        .select_related("agent", "execution", "requested_by")
+        .annotate(
+            pending_first=Case(
+                When(status=A.PENDING, then=Value(0)), default=Value(1), output_field=IntegerField()
+            )
+        )
+        .order_by("pending_first", F("expires_at").asc(nulls_last=True), "-created_at")
+    )
+
+
+def approval_get(*, actor: Actor, pk: Any) -> ApprovalRequest:
+    try:
+        return (
+            approval_visible_qs(actor=actor)
+            .select_related("agent", "execution", "requested_by", "policy")
+            .prefetch_related("decisions")
+            .get(pk=pk)
+        )
+    except (ApprovalRequest.DoesNotExist, ValidationError, ValueError):
+        raise NotFound("No such approval request.") from None
+
+
+def approval_stats(*, actor: Actor, days: int = 30) -> dict[str, Any]:
+    """The dashboard's approval figures over what the actor may see: pending now, the
+    average wait of decided requests, and the slowest approvers (average time from request
+    to their decision) over the last ``days``."""
+    visible = approval_visible_qs(actor=actor)
+    since = timezone.now() - timedelta(days=days)
+    wait = ExpressionWrapper(F("decided_at") - F("created_at"), output_field=DurationField())
+    decided = visible.filter(decided_at__isnull=False, created_at__gte=since)
+    average = decided.aggregate(average=Avg(wait))["average"]
+    by_approver = (
+        ApprovalDecision.objects.filter(request__in=visible.values("pk"), at__gte=since)
+        .values("user_label")
+        .annotate(
+            decisions=Count("id"),
+            average=Avg(
+                ExpressionWrapper(F("at") - F("request__created_at"), output_field=DurationField())
+            ),
+        )
+        .order_by("-average")[:5]
+    )
+    return {
+        "pending": visible.filter(status=A.PENDING).count(),
+        "decided": decided.count(),
+        "average_wait_seconds": average.total_seconds() if average is not None else None,
+        "slowest_approvers": [
+            {
+                "approver": row["user_label"],
+                "decisions": row["decisions"],
+                "average_wait_seconds": row["average"].total_seconds()
+                if row["average"] is not None
+                else None,
+            }
+            for row in by_approver
+        ],
+    }

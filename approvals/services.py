@@ -1,0 +1,451 @@
+"""Writes to approvals: opening a request, deciding it, expiring it, cancelling it, and what
+each outcome does to the run.
+
+A request leaves ``pending`` exactly once, by a conditional update (``WHERE status =
+'pending'``); the run's transition happens in the same transaction, so a request and its
+run never disagree. Deciding also locks the request row first, so that M-of-N counts are
+exact when approvers click at the same moment. Whoever loses a race gets 409 with the
+current state.
+
+What an outcome does to the run:
+
+=========  ==============================  ===========================================
+outcome    a run waiting to start          a run waiting at a tool call
+=========  ==============================  ===========================================
+approved   decided again by the policy     resumes from its checkpoint; the call runs
+           engine with the approval        once, with the payload that was shown
+           counted: queued (or scheduled,  (hash checked)
+           refused by a rate limit …)
+rejected   cancelled                       ``on_reject``: ``tool_error`` — resumes, the
+                                           model is told "rejected by …: notes";
+                                           ``cancel`` — cancelled
+expired    ``on_expire``: ``reject`` — the run is expired; ``approve`` — as approved
+=========  ==============================  ===========================================
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from approvals.models import ApprovalDecision, ApprovalRequest
+from controlplane.access import Actor, actor_is_admin, can
+from controlplane.audit import audit_record
+from controlplane.celery import app as celery_app
+from controlplane.errors import Conflict, Forbidden, Invalid
+from executions.models import Execution, ExecutionStep
+from integrations.catalog import TOOLS
+
+A = ApprovalRequest.Status
+ES = Execution.Status
+SYSTEM = Actor.for_system("approvals")
+RISK_ORDER = ("low", "medium", "high", "critical")
+MAX_NOTES = 5000
+
+
+def action_hash(requested_action: dict[str, Any]) -> str:
+    """SHA-256 of the payload in canonical JSON: what is approved is what must run."""
+    canonical = json.dumps(requested_action, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def risk_level(action: str, decision: Any, rules: dict[str, Any]) -> str:
+    """The action's own risk (the tool catalog; a run start is low, a budget overrun high),
+    raised to the approval policy's ``risk_threshold``: a policy marks its requests at least
+    that risky."""
+    own = TOOLS[action].risk if action in TOOLS else "low"
+    if decision.policy_type == "cost_budget":
+        own = "high"
+    floor = rules.get("risk_threshold", "low")
+    return max(own, floor, key=RISK_ORDER.index)
+
+
+def _notify(approval_id: Any, event: str) -> None:
+    celery_app.send_task(
+        "approvals.tasks.approval_notify", args=[str(approval_id), event], queue="default"
+    )
+
+
+def notify_after_commit(approval_id: Any, event: str) -> None:
+    transaction.on_commit(partial(_notify, approval_id, event))
+
+
+# --- opening ----------------------------------------------------------------------------------
+
+
+def approval_open(
+    *,
+    execution: Execution,
+    decision: Any,
+    action: str,
+    call_key: str,
+    requested_action: dict[str, Any],
+) -> ApprovalRequest:
+    """Open the request for a run start (``call_key`` "execute") or a tool call, in the
+    caller's transaction (the run's move to pending_approval). Opening the same one twice
+    (a re-delivered message) returns the first."""
+    from policies.models import Policy
+
+    existing = ApprovalRequest.objects.filter(execution=execution, call_key=call_key).first()
+    if existing is not None:
+        return existing
+    rules = decision.approval or {}
+    now = timezone.now()
+    expires_at = now + timedelta(hours=float(rules.get("auto_expire_hours", 24)))
+    warn_at = None
+    if rules.get("warn_before_minutes"):
+        warn_at = max(now, expires_at - timedelta(minutes=rules["warn_before_minutes"]))
+    policy_id = rules.get("policy_id") or decision.policy_id
+    if policy_id and not Policy.objects.filter(pk=policy_id).exists():
+        policy_id = None  # deleted since the decision
+    user = execution.triggered_by
+    request = ApprovalRequest.objects.create(
+        execution=execution,
+        agent_id=execution.agent_id,
+        policy_id=policy_id,
+        policy_name=decision.policy_name or "",
+        action=action,
+        call_key=call_key,
+        requested_action=requested_action,
+        action_hash=action_hash(requested_action),
+        reason=decision.reason,
+        risk_level=risk_level(action, decision, rules),
+        approvers=list(rules.get("approvers", [])),
+        required_approvals=int(rules.get("required_approvals", 1)),
+        allow_self_approval=bool(rules.get("allow_self_approval", False)),
+        on_reject=rules.get("on_reject", "tool_error") if action != "execute" else "cancel",
+        on_expire=rules.get("on_expire", "reject"),
+        requested_by=user,
+        requested_by_label=execution.trigger_user,
+        expires_at=expires_at,
+        warn_at=warn_at,
+    )
+    audit_record(
+        actor=SYSTEM,
+        action="approval.requested",
+        target_type="approval",
+        target_id=request.pk,
+        target_repr=f"{action} for {execution.agent_id}",
+        agent_id=execution.agent_id,
+        after={
+            "execution": str(execution.pk),
+            "action": action,
+            "risk": request.risk_level,
+            "approvers": request.approvers,
+            "required_approvals": request.required_approvals,
+            "expires_at": expires_at.isoformat(),
+            "hash": request.action_hash,
+            "reason": decision.reason,
+        },
+    )
+    notify_after_commit(request.pk, "requested")
+    return request
+
+
+# --- who may decide ---------------------------------------------------------------------------
+
+
+def approval_is_assigned(user: Any, request: ApprovalRequest) -> bool:
+    """Is the user one of the request's listed approvers (by e-mail or group)?"""
+    if user is None:
+        return False
+    email = (user.email or "").strip().lower()
+    groups: set[str] | None = None
+    for approver in request.approvers:
+        if approver.startswith("group:"):
+            if groups is None:
+                groups = set(user.groups.values_list("name", flat=True))
+            if approver[6:] in groups:
+                return True
+        elif email and approver.lower() == email:
+            return True
+    return False
+
+
+def approval_refusal(actor: Actor, request: ApprovalRequest) -> str | None:
+    """Why the actor may not decide this request, or None when they may: the listed
+    approvers and admins, with the role's right to decide; never the user who triggered the
+    run unless the policy allows self-approval."""
+    if actor.user is None or not can(actor, "approvals.decide_approvalrequest"):
+        return "Your role may not approve or reject requests."
+    if not (actor_is_admin(actor) or approval_is_assigned(actor.user, request)):
+        listed = ", ".join(request.approvers) or "admins only"
+        return f"You are not an approver of this request ({listed})."
+    if (
+        request.requested_by_id is not None
+        and request.requested_by_id == actor.user.pk
+        and not request.allow_self_approval
+    ):
+        return "You triggered this run: someone else must approve it."
+    return None
+
+
+def approval_can_decide(actor: Actor, request: ApprovalRequest) -> bool:
+    return approval_refusal(actor, request) is None
+
+
+# --- deciding ---------------------------------------------------------------------------------
+
+
+def approval_decide(
+    *, actor: Actor, request: ApprovalRequest, verdict: str, notes: str = ""
+) -> ApprovalRequest:
+    """One approver's approve or reject. A rejection settles the request; an approval
+    settles it when it is the M-th. 403 for who may not decide, 409 when it is no longer
+    pending or this approver already decided."""
+    if verdict not in ApprovalDecision.Verdict.values:
+        raise Invalid.field("verdict", "Must be approve or reject.")
+    notes = (notes or "").strip()
+    if len(notes) > MAX_NOTES:
+        raise Invalid.field("notes", f"At most {MAX_NOTES} characters.", "max_length")
+    refusal = approval_refusal(actor, request)
+    if refusal:
+        raise Forbidden(refusal)
+    with transaction.atomic():
+        # The lock orders deciders of one request: the M-th approval sees the others.
+        locked = ApprovalRequest.objects.select_for_update().filter(pk=request.pk).first()
+        if locked is None or locked.status != A.PENDING:
+            raise _decided(locked or request)
+        try:
+            with transaction.atomic():
+                ApprovalDecision.objects.create(
+                    request=locked,
+                    user=actor.user,
+                    user_label=actor.label[:200],
+                    verdict=verdict,
+                    notes=notes,
+                )
+        except IntegrityError:
+            raise Conflict(
+                "You have already decided this request.",
+                code="approval_already_decided",
+                details={"status": locked.status},
+            ) from None
+        audit_record(
+            actor=actor,
+            action=f"approval.{verdict}",
+            target_type="approval",
+            target_id=locked.pk,
+            target_repr=f"{locked.action} for {locked.execution_id}",
+            agent_id=locked.agent_id,
+            after={"notes": notes, "execution": str(locked.execution_id)},
+        )
+        who = actor.user.get_username()
+        if verdict == ApprovalDecision.Verdict.REJECT:
+            _settle(locked, A.REJECTED, by=who, notes=notes, actor=actor)
+        else:
+            approvals = locked.decisions.filter(verdict=ApprovalDecision.Verdict.APPROVE).count()
+            if approvals >= locked.required_approvals:
+                _settle(locked, A.APPROVED, by=who, notes=notes, actor=actor)
+    locked.refresh_from_db()
+    return locked
+
+
+def _decided(request: ApprovalRequest) -> Conflict:
+    request.refresh_from_db()
+    return Conflict(
+        f"This request is already {request.status}"
+        + (f" (by {request.decided_by})." if request.decided_by else "."),
+        code="approval_not_pending",
+        details={"status": request.status, "decided_by": request.decided_by},
+    )
+
+
+def _settle(request: ApprovalRequest, status: str, *, by: str, notes: str, actor: Actor) -> None:
+    """Move the request out of pending (conditionally: the loser of a race raises 409 and
+    its transaction rolls back) and do to the run what the outcome says."""
+    now = timezone.now()
+    moved = ApprovalRequest.objects.filter(pk=request.pk, status=A.PENDING).update(
+        status=status, decided_by=by[:200], decided_at=now, review_notes=notes
+    )
+    if not moved:
+        raise _decided(request)
+    request.status, request.decided_by, request.decided_at, request.review_notes = (
+        status,
+        by[:200],
+        now,
+        notes,
+    )
+    audit_record(
+        actor=actor,
+        action=f"approval.{status}",
+        target_type="approval",
+        target_id=request.pk,
+        target_repr=f"{request.action} for {request.execution_id}",
+        agent_id=request.agent_id,
+        before={"status": A.PENDING},
+        after={"status": status, "by": by, "notes": notes},
+    )
+    # The run's timeline shows the wait as settled.
+    ExecutionStep.objects.filter(
+        execution_id=request.execution_id, kind=ExecutionStep.Kind.APPROVAL, status="pending"
+    ).update(
+        status=ExecutionStep.Status.SUCCESS
+        if status == A.APPROVED or (status == A.EXPIRED and request.on_expire == "approve")
+        else ExecutionStep.Status.REFUSED
+    )
+    _apply(request, status, actor)
+    notify_after_commit(request.pk, "decided")
+
+
+def _apply(request: ApprovalRequest, status: str, actor: Actor) -> None:
+    """The run's side of the outcome (see the module docstring)."""
+    from executions.services import (
+        OUTCOME_STATUS,
+        decision_fields,
+        enqueue_after_commit,
+        execution_transition,
+    )
+
+    if status == A.EXPIRED and request.on_expire == "approve":
+        status = A.APPROVED
+    if status == A.APPROVED and request.call_key == "execute":
+        _start_approved(request, actor, OUTCOME_STATUS, decision_fields)
+        return
+    resume = status == A.APPROVED or (status == A.REJECTED and request.on_reject == "tool_error")
+    if resume:
+        moved = execution_transition(
+            execution_id=request.execution_id,
+            to=ES.QUEUED,
+            actor=actor,
+            expect={ES.PENDING_APPROVAL},
+            fields={"enqueued_at": timezone.now()},
+            reason=f"approval {status}: resumes",
+        )
+        if moved is not None:
+            enqueue_after_commit(moved)
+        return
+    if status == A.EXPIRED:
+        to, error_type = ES.EXPIRED, "approval_expired"
+        message = f"The approval for {request.action} expired unanswered."
+    else:
+        to, error_type = ES.CANCELLED, "approval_rejected"
+        message = f"{request.action} rejected by {request.decided_by}" + (
+            f": {request.review_notes}" if request.review_notes else "."
+        )
+    execution_transition(
+        execution_id=request.execution_id,
+        to=to,
+        actor=actor,
+        expect={ES.PENDING_APPROVAL},
+        fields={"error_type": error_type, "error_message": message},
+        reason=error_type,
+    )
+
+
+def _start_approved(
+    request: ApprovalRequest, actor: Actor, outcome_status: Any, decision_fields: Any
+) -> None:
+    """An approved run start: the engine decides again with the approval counted (a rate
+    limit, a time window or a concurrency limit still applies), and the run goes where that
+    decision says."""
+    from executions.services import enqueue_after_commit, execution_transition
+    from policies.engine import Context, decide, undo_reservations
+
+    execution = Execution.objects.select_related("agent", "agent_version").get(
+        pk=request.execution_id
+    )
+    decision = decide(
+        agent=execution.agent,
+        version=execution.agent_version,
+        context=Context(
+            kind="trigger",
+            payload=execution.input,
+            execution_id=str(execution.pk),
+            actor_user_id=execution.triggered_by_id,
+            approved=True,
+        ),
+    )
+    to = outcome_status[decision.outcome]
+    try:
+        moved = execution_transition(
+            execution_id=execution.pk,
+            to=to,
+            actor=actor,
+            expect={ES.PENDING_APPROVAL},
+            fields=decision_fields(decision),
+            reason="approved" if to == ES.QUEUED else decision.reason,
+        )
+    except BaseException:
+        undo_reservations(decision.reservations)
+        raise
+    if moved is None:
+        undo_reservations(decision.reservations)
+        return
+    if to == ES.QUEUED:
+        enqueue_after_commit(moved)
+
+
+# --- expiry, warnings, cancellation -----------------------------------------------------------
+
+BATCH = 500
+
+
+def approval_expire_due(now: Any = None) -> int:
+    """Pending requests past ``expires_at`` expire (``on_expire``: the run expires, or the
+    request counts as approved). Each in its own transaction; a request an approver settled
+    a moment earlier is left as it is. Returns how many expired."""
+    now = now or timezone.now()
+    expired = 0
+    due = ApprovalRequest.objects.filter(status=A.PENDING, expires_at__lte=now).order_by(
+        "expires_at"
+    )
+    for request in due[:BATCH]:
+        try:
+            with transaction.atomic():
+                by = "system (approved on expiry)" if request.on_expire == "approve" else "system"
+                _settle(request, A.EXPIRED, by=by, notes="", actor=SYSTEM)
+        except Conflict:
+            continue  # decided meanwhile
+        expired += 1
+    return expired
+
+
+def approval_warn_due(now: Any = None) -> int:
+    """Pending requests whose warning time came: their approvers are reminded, once."""
+    now = now or timezone.now()
+    warned = 0
+    due = ApprovalRequest.objects.filter(
+        status=A.PENDING, warn_at__lte=now, warned_at__isnull=True, expires_at__gt=now
+    )
+    for pk in due.values_list("pk", flat=True)[:BATCH]:
+        with transaction.atomic():
+            if ApprovalRequest.objects.filter(pk=pk, warned_at__isnull=True).update(warned_at=now):
+                notify_after_commit(pk, "warning")
+                warned += 1
+    return warned
+
+
+def approval_cancel_for_execution(*, execution_id: Any, actor: Actor) -> int:
+    """The run ended while waiting (cancelled): its pending requests are cancelled too."""
+    requests = list(
+        ApprovalRequest.objects.filter(execution_id=execution_id, status=A.PENDING).only(
+            "pk", "action", "agent_id"
+        )
+    )
+    cancelled = 0
+    for request in requests:
+        if ApprovalRequest.objects.filter(pk=request.pk, status=A.PENDING).update(
+            status=A.CANCELLED, decided_by=actor.label[:200], decided_at=timezone.now()
+        ):
+            cancelled += 1
+            audit_record(
+                actor=actor,
+                action="approval.cancelled",
+                target_type="approval",
+                target_id=request.pk,
+                target_repr=f"{request.action} for {execution_id}",
+                agent_id=request.agent_id,
+                after={"reason": "the run was cancelled"},
+            )
+    return cancelled
+
+
+def approval_for_call(execution_id: Any, call_key: str) -> ApprovalRequest | None:
+    return ApprovalRequest.objects.filter(execution_id=execution_id, call_key=call_key).first()
