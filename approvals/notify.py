@@ -97,7 +97,13 @@ def channels() -> list[str]:
 def send(approval_id: str, event: str, todo: list[str], attempt: int, final: bool) -> None:
     """Send ``event`` on each channel in ``todo``; raise ``NotifyFailed`` with those that
     failed (``final``: no retry follows, say so in the audit)."""
-    request = ApprovalRequest.objects.select_related("agent", "requested_by").get(pk=approval_id)
+    request = (
+        ApprovalRequest.objects.select_related("agent", "requested_by")
+        .filter(pk=approval_id)
+        .first()
+    )
+    if request is None:  # deleted with its run since: nobody to tell
+        return
     text = message(request, event)
     failed: list[str] = []
     errors: list[str] = []

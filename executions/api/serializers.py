@@ -178,12 +178,16 @@ class ExecutionDetailSerializer(ExecutionSerializer):
     not_before = serializers.DateTimeField(
         read_only=True, help_text="A scheduled run's time (a time window, a rate or a slot)."
     )
+    approvals = serializers.SerializerMethodField(
+        help_text="The approval requests of this run (at its start or at tool calls)."
+    )
 
     class Meta(ExecutionSerializer.Meta):
         fields = [
             *ExecutionSerializer.Meta.fields,
             "steps_executed",
             "actions_taken",
+            "approvals",
             "input",
             "output",
             "policy_trace",
@@ -226,6 +230,21 @@ class ExecutionDetailSerializer(ExecutionSerializer):
                 "auto_approved": action.auto_approved,
             }
             for action in obj.actions.all()
+        ]
+
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_approvals(self, obj: Execution) -> list[dict[str, Any]]:
+        return [
+            {
+                "approval_id": str(request.pk),
+                "action": request.action,
+                "status": request.status,
+                "risk_level": request.risk_level,
+                "expires_at": request.expires_at,
+                "decided_by": request.decided_by,
+            }
+            for request in obj.approvals.order_by("created_at")
         ]
 
 

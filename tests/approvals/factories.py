@@ -12,7 +12,7 @@ from executions.models import Execution
 from tests import factories
 
 
-def approval_policy(by: Any, name: str = "sign-off", **rules: Any) -> Any:
+def approval_policy(by: Any, name: str = "sign-off", *, priority: int = 100, **rules: Any) -> Any:
     """An approval_required policy for every agent; ``rules`` override the defaults
     (approval to execute, boss@company.com approves)."""
     return factories.policy(
@@ -20,6 +20,7 @@ def approval_policy(by: Any, name: str = "sign-off", **rules: Any) -> Any:
         name,
         "approval_required",
         {"require_approval_for": ["execute"], "approvers": ["boss@company.com"], **rules},
+        priority=priority,
     )
 
 
