@@ -88,12 +88,13 @@ def approval_get(*, actor: Actor, pk: Any) -> ApprovalRequest:
 
 def approval_stats(*, actor: Actor, days: int = 30) -> dict[str, Any]:
     """The dashboard's approval figures over what the actor may see: pending now, the
-    average wait of decided requests, and the slowest approvers (average time from request
+    average wait of requests people approved or rejected, and the slowest approvers (average time from request
     to their decision) over the last ``days``."""
     visible = approval_visible_qs(actor=actor)
     since = timezone.now() - timedelta(days=days)
     wait = ExpressionWrapper(F("decided_at") - F("created_at"), output_field=DurationField())
-    decided = visible.filter(decided_at__isnull=False, created_at__gte=since)
+    # Decided by people: expiry and cancellation are not an approver's wait.
+    decided = visible.filter(status__in=[A.APPROVED, A.REJECTED], created_at__gte=since)
     average = decided.aggregate(average=Avg(wait))["average"]
     by_approver = (
         ApprovalDecision.objects.filter(request__in=visible.values("pk"), at__gte=since)

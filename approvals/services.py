@@ -156,16 +156,21 @@ def approval_is_assigned(user: Any, request: ApprovalRequest) -> bool:
     if user is None:
         return False
     email = (user.email or "").strip().lower()
-    groups: set[str] | None = None
     for approver in request.approvers:
         if approver.startswith("group:"):
-            if groups is None:
-                groups = set(user.groups.values_list("name", flat=True))
-            if approver[6:] in groups:
+            if approver[6:] in _group_names(user):
                 return True
         elif email and approver.lower() == email:
             return True
     return False
+
+
+def _group_names(user: Any) -> set[str]:
+    """The user's group names, read once per user object (a queue page asks per request)."""
+    cached = getattr(user, "_cp_group_names", None)
+    if cached is None:
+        cached = user._cp_group_names = set(user.groups.values_list("name", flat=True))
+    return cached
 
 
 def approval_refusal(actor: Actor, request: ApprovalRequest) -> str | None:

@@ -19,6 +19,7 @@ urlpatterns = [
     path("agents/", include("agents.urls")),
     path("executions/", include("executions.urls")),
     path("policies/", include("policies.urls")),
+    path("approvals/", include("approvals.urls")),
     path("audit/", views.audit_log, name="audit"),
     path("api-keys/", views.api_keys, name="api-keys"),
     path("api-keys/<str:prefix>/revoke", views.api_key_revoke, name="api-key-revoke"),
