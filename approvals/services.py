@@ -38,7 +38,7 @@ from approvals.models import ApprovalDecision, ApprovalRequest
 from controlplane.access import Actor, actor_is_admin, can
 from controlplane.audit import audit_record
 from controlplane.celery import app as celery_app
-from controlplane.errors import Conflict, Forbidden, Invalid
+from controlplane.errors import Conflict, Forbidden, Invalid, NotFound
 from executions.models import Execution, ExecutionStep
 from integrations.catalog import TOOLS
 
@@ -158,7 +158,7 @@ def approval_is_assigned(user: Any, request: ApprovalRequest) -> bool:
     email = (user.email or "").strip().lower()
     for approver in request.approvers:
         if approver.startswith("group:"):
-            if approver[6:] in _group_names(user):
+            if approver[6:].lower() in _group_names(user):
                 return True
         elif email and approver.lower() == email:
             return True
@@ -166,10 +166,12 @@ def approval_is_assigned(user: Any, request: ApprovalRequest) -> bool:
 
 
 def _group_names(user: Any) -> set[str]:
-    """The user's group names, read once per user object (a queue page asks per request)."""
+    """The user's group names, lowercased (as ``selectors.assigned_q`` matches them), read
+    once per user object (a queue page asks per request)."""
     cached = getattr(user, "_cp_group_names", None)
     if cached is None:
-        cached = user._cp_group_names = set(user.groups.values_list("name", flat=True))
+        names = user.groups.values_list("name", flat=True)
+        cached = user._cp_group_names = {name.lower() for name in names}
     return cached
 
 
@@ -215,8 +217,10 @@ def approval_decide(
     with transaction.atomic():
         # The lock orders deciders of one request: the M-th approval sees the others.
         locked = ApprovalRequest.objects.select_for_update().filter(pk=request.pk).first()
-        if locked is None or locked.status != A.PENDING:
-            raise _decided(locked or request)
+        if locked is None:
+            raise NotFound("No such approval request.")
+        if locked.status != A.PENDING:
+            raise _decided(locked)
         try:
             with transaction.atomic():
                 ApprovalDecision.objects.create(

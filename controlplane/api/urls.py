@@ -4,6 +4,7 @@ from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from agents.api.views import AgentViewSet
+from approvals.api.views import ApprovalViewSet
 from controlplane.api.views import AuditEventViewSet
 from controlplane.health import LivenessView, ReadinessView
 from executions.api.views import ExecutionViewSet
@@ -12,6 +13,7 @@ from policies.api.views import PolicyViewSet
 
 router = SimpleRouter(trailing_slash=False)
 router.register("agents", AgentViewSet, basename="agent")
+router.register("approvals", ApprovalViewSet, basename="approval")
 router.register("audit", AuditEventViewSet, basename="audit")
 router.register("executions", ExecutionViewSet, basename="execution")
 router.register("policies", PolicyViewSet, basename="policy")
