@@ -232,7 +232,6 @@ class ExecutionDetailSerializer(ExecutionSerializer):
             for action in obj.actions.all()
         ]
 
-
     @extend_schema_field(OpenApiTypes.OBJECT)
     def get_approvals(self, obj: Execution) -> list[dict[str, Any]]:
         return [
