@@ -18,24 +18,13 @@ from approvals import selectors, services
 from approvals.models import ApprovalDecision, ApprovalRequest
 from controlplane.access import actor_from_request, can
 from controlplane.errors import ServiceError
+from executions.admin import ReadOnlyInline
 
 
-class ApprovalDecisionInline(admin.TabularInline):
+class ApprovalDecisionInline(ReadOnlyInline):
     model = ApprovalDecision
     fields = ["user_label", "verdict", "notes", "at"]
     readonly_fields = fields
-    extra = 0
-    can_delete = False
-    show_change_link = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(ApprovalRequest)

@@ -5,7 +5,6 @@ a real SMTP server and to a Slack webhook that fails before it works."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -26,17 +25,6 @@ from tests.processes import celery_worker
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 TRIGGER = "/api/v1/executions/trigger"
-
-
-@pytest.fixture
-def mailbox() -> Iterator[tuple[Mailbox, int]]:
-    from aiosmtpd.controller import Controller
-
-    handler = Mailbox()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield handler, controller.port
-    controller.stop()
 
 
 def smtp_env(port: int, **extra: str) -> dict[str, str]:
