@@ -223,6 +223,9 @@ AUDIT_SEAL_INTERVAL_SECONDS = env_int("AUDIT_SEAL_INTERVAL_SECONDS", 2, minimum=
 # How late a scheduled run (outside its time window, over its rate, waiting for a slot) may
 # start after its time: due runs are decided again this often.
 DISPATCH_INTERVAL_SECONDS = env_int("DISPATCH_INTERVAL_SECONDS", 2, minimum=1)
+# Runs started by the end of other runs (execution.succeeded:<agent> events): a chain stops
+# at this many runs, so that a loop of agents ends.
+EVENT_CHAIN_MAX_DEPTH = env_int("EVENT_CHAIN_MAX_DEPTH", 5, minimum=1)
 # Overdue approval requests expire, and expiry warnings go out, this often.
 APPROVALS_INTERVAL_SECONDS = env_int("APPROVALS_INTERVAL_SECONDS", 60, minimum=1)
 CELERY_BEAT_SCHEDULE = {

@@ -113,6 +113,12 @@ def execution_transition(
         )
         if to in Execution.TERMINAL and execution.policy_reservations:
             transaction.on_commit(partial(_release, execution.pk))
+        if to in (S.SUCCESS, S.FAILED):
+            from executions.event_triggers import chain_after_commit
+
+            transaction.on_commit(
+                partial(chain_after_commit, execution.pk, execution.agent_id, to)
+            )
     return execution
 
 

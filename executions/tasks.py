@@ -7,7 +7,7 @@ from typing import Any
 
 from celery import shared_task
 
-from executions import maintenance, runtime
+from executions import event_triggers, maintenance, runtime
 
 
 @shared_task(name="executions.tasks.execution_run", bind=True, ignore_result=True)
@@ -28,3 +28,10 @@ def maintenance_dispatch_due(agent_id: str | None = None) -> int:
     """Scheduled runs whose time has come; with ``agent_id`` (sent when one of its runs
     freed a concurrency slot), that agent's runs waiting for a slot."""
     return maintenance.dispatch_due(agent_id=agent_id)
+
+
+@shared_task(name="executions.tasks.event_chain", ignore_result=True)
+def event_chain(execution_id: str) -> int:
+    """A run ended: start the runs of the agents that follow it; returns how many."""
+    fanout = event_triggers.event_chain(execution_id)
+    return len(fanout.triggered) if fanout else 0

@@ -7,6 +7,7 @@ from agents.api.views import AgentViewSet
 from approvals.api.views import ApprovalViewSet
 from controlplane.api.views import AuditEventViewSet
 from controlplane.health import LivenessView, ReadinessView
+from executions.api.events import EventView
 from executions.api.views import ExecutionViewSet
 from executions.api.webhooks import AgentWebhookView
 from policies.api.views import PolicyViewSet
@@ -23,5 +24,6 @@ urlpatterns = [
     path("health", LivenessView.as_view(), name="health"),
     path("health/ready", ReadinessView.as_view(), name="health-ready"),
     path("hooks/agents/<str:ref>", AgentWebhookView.as_view(), name="agent-webhook"),
+    path("events", EventView.as_view(), name="events"),
     *router.urls,
 ]
