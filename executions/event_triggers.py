@@ -16,6 +16,7 @@ published:
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,7 @@ from controlplane.errors import Forbidden, Invalid, ServiceError
 from controlplane.serializers import json_problem
 from executions.models import Execution
 
+logger = logging.getLogger(__name__)
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@/-]{0,99}$")
 CHAIN = Actor.for_system("events")
 S = Execution.Status
@@ -162,7 +164,15 @@ def chain_event_name(agent_name: str, status: str) -> str:
 
 def chain_after_commit(execution_id: Any, agent_id: Any, status: str) -> None:
     """When a run ended: if an agent follows its agent's runs, publish the event on a worker
-    (one query when nobody follows any run, the usual case)."""
+    (one query when nobody follows any run, the usual case). A failure here is logged: the
+    run that ended is not affected."""
+    try:
+        _chain_if_followed(execution_id, agent_id, status)
+    except Exception:
+        logger.exception("could not publish the end of execution %s", execution_id)
+
+
+def _chain_if_followed(execution_id: Any, agent_id: Any, status: str) -> None:
     from controlplane.celery import app as celery_app
 
     followed = (

@@ -116,9 +116,7 @@ def execution_transition(
         if to in (S.SUCCESS, S.FAILED):
             from executions.event_triggers import chain_after_commit
 
-            transaction.on_commit(
-                partial(chain_after_commit, execution.pk, execution.agent_id, to)
-            )
+            transaction.on_commit(partial(chain_after_commit, execution.pk, execution.agent_id, to))
     return execution
 
 
