@@ -193,8 +193,17 @@ def approval_refusal(actor: Actor, request: ApprovalRequest) -> str | None:
     return None
 
 
-def approval_can_decide(actor: Actor, request: ApprovalRequest) -> bool:
-    return approval_refusal(actor, request) is None
+def approval_refusal_now(actor: Actor, request: ApprovalRequest) -> str | None:
+    """``approval_refusal``, and also why not *now*: the request is settled, or the actor
+    already decided it (an approver counts once). Reads ``request.decisions.all()``, so a
+    list that prefetched them costs no query per request."""
+    if not request.is_pending:
+        return f"This request is already {request.status}."
+    if actor.user is not None and any(
+        decision.user_id == actor.user.pk for decision in request.decisions.all()
+    ):
+        return "You have already decided this request."
+    return approval_refusal(actor, request)
 
 
 # --- deciding ---------------------------------------------------------------------------------

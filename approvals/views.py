@@ -67,14 +67,16 @@ def _prepare(actor: Actor, rows: Iterable[ApprovalRequest]) -> list[ApprovalRequ
         )
         approval.my_decision = next((d for d in decisions if d.user_id == actor.user.pk), None)
         approval.overdue = approval.expires_at <= now
-        approval.refusal = None
-        if approval.is_pending and approval.my_decision is None:
-            approval.refusal = services.approval_refusal(actor, approval)
-        approval.can_decide = (
-            approval.is_pending and approval.my_decision is None and approval.refusal is None
+        approval.refusal = services.approval_refusal_now(actor, approval)
+        approval.can_decide = approval.refusal is None
+        # A role that may decide is told why not here (the card says itself when it is
+        # settled or waits for others); a viewer is not told on every card.
+        approval.show_refusal = (
+            may_decide_any
+            and approval.is_pending
+            and approval.my_decision is None
+            and approval.refusal is not None
         )
-        # A role that may decide is told why not here; a viewer is not told on every card.
-        approval.show_refusal = may_decide_any and approval.refusal is not None
     return approvals
 
 

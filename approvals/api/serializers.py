@@ -6,7 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from approvals.models import ApprovalDecision, ApprovalRequest
-from approvals.services import MAX_NOTES, approval_refusal
+from approvals.services import MAX_NOTES, approval_refusal_now
 from controlplane.access import Actor
 from controlplane.serializers import StrictCharField, StrictSerializer
 from executions.models import Execution
@@ -123,15 +123,7 @@ class ApprovalSerializer(serializers.ModelSerializer):
         cache: dict[Any, str | None] = self.__dict__.setdefault("_refusals", {})
         if obj.pk not in cache:
             actor: Actor = self.context["actor"]
-            if not obj.is_pending:
-                cache[obj.pk] = f"This request is already {obj.status}."
-            elif actor.user is not None and any(
-                item.user_id == actor.user.pk for item in obj.decisions.all()
-            ):
-                # approval_decide would answer 409: an approver counts once.
-                cache[obj.pk] = "You have already decided this request."
-            else:
-                cache[obj.pk] = approval_refusal(actor, obj)
+            cache[obj.pk] = approval_refusal_now(actor, obj)
         return cache[obj.pk]
 
     def get_can_decide(self, obj: ApprovalRequest) -> bool:
