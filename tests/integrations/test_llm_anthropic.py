@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -52,23 +51,6 @@ def api_error(kind: str, text: str) -> dict[str, Any]:
     return {"type": "error", "error": {"type": kind, "message": text}, "request_id": "req_011"}
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[HTTPServer]:
-    # Threaded: a handler that sleeps past the client's timeout must not hold up the next test.
-    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
-    server.start()
-    yield server
-    server.clear()
-    server.stop()
-
-
-@pytest.fixture
-def api(server: HTTPServer) -> Iterator[HTTPServer]:
-    server.clear()
-    yield server
-    server.clear()
-
-
 def request_for(api: HTTPServer, **changes: Any) -> LLMRequest:
     fields: dict[str, Any] = {
         "model": "claude-opus-4-5",
@@ -82,6 +64,7 @@ def request_for(api: HTTPServer, **changes: Any) -> LLMRequest:
 
 
 def sent_body(api: HTTPServer) -> dict[str, Any]:
+    """The JSON body of the one request the SDK sent (it must not retry on its own)."""
     assert len(api.log) == 1, "exactly one request: the SDK must not retry on its own"
     return api.log[0][0].get_json()
 

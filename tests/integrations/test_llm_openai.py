@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,6 +13,7 @@ from werkzeug import Request, Response
 
 from integrations.llm.base import LLMRequest, ProviderError, ToolCall, ToolDefinition
 from integrations.llm.openai_provider import OpenAIProvider
+from tests.integrations.test_llm_anthropic import sent_body
 
 KEY = "sk-proj-test-0123456789"
 
@@ -66,22 +66,6 @@ def api_error(text: str, kind: str, code: str | None) -> dict[str, Any]:
     return {"error": {"message": text, "type": kind, "param": None, "code": code}}
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[HTTPServer]:
-    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
-    server.start()
-    yield server
-    server.clear()
-    server.stop()
-
-
-@pytest.fixture
-def api(server: HTTPServer) -> Iterator[HTTPServer]:
-    server.clear()
-    yield server
-    server.clear()
-
-
 def request_for(api: HTTPServer, **changes: Any) -> LLMRequest:
     fields: dict[str, Any] = {
         "model": "gpt-4o-mini",
@@ -93,11 +77,6 @@ def request_for(api: HTTPServer, **changes: Any) -> LLMRequest:
         "config": {"provider": "openai", "base_url": api.url_for("/v1")},
     }
     return LLMRequest(**{**fields, **changes})
-
-
-def sent_body(api: HTTPServer) -> dict[str, Any]:
-    assert len(api.log) == 1, "exactly one request: the SDK must not retry on its own"
-    return api.log[0][0].get_json()
 
 
 def test_text_turn_returns_the_text_the_tokens_and_the_model(api: HTTPServer) -> None:
