@@ -5,12 +5,28 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from guardian.shortcuts import get_objects_for_user
 
 from agents.models import Agent, AgentVersion
 from controlplane.access import Actor, can, is_admin
 from controlplane.errors import Forbidden, NotFound
+
+
+def agent_ref_q(ref: Any, path: str = "") -> Q:
+    """An agent named by id or by name, as a filter; ``path`` leads to the agent from the
+    model filtered (``"agent__"`` for runs, requests)."""
+    try:
+        return Q(**{f"{path}pk": uuid.UUID(str(ref))})
+    except ValueError:
+        return Q(**{f"{path}name": ref})
+
+
+def agent_by_ref(ref: Any) -> Agent | None:
+    """The agent by id or by name, whoever asks: for callers that authenticate otherwise
+    (a signed webhook, the command line without a user). Its runnable versions come along."""
+    agents = Agent.objects.select_related("production_version", "staging_version")
+    return agents.filter(agent_ref_q(ref)).first()
 
 
 def agent_visible_qs(*, actor: Actor, perm: str = "agents.view_agent") -> QuerySet[Agent]:
@@ -36,12 +52,7 @@ def agent_list(*, actor: Actor) -> QuerySet[Agent]:
 def agent_get(*, actor: Actor, ref: str, perm: str = "agents.view_agent") -> Agent:
     """The agent by id or by name. Not found if the actor may not see it (its existence is
     not disclosed); forbidden if they may see it but not use ``perm`` on it."""
-    lookup: dict[str, Any]
-    try:
-        lookup = {"pk": uuid.UUID(str(ref))}
-    except ValueError:
-        lookup = {"name": ref}
-    agent = agent_list(actor=actor).filter(**lookup).first()
+    agent = agent_list(actor=actor).filter(agent_ref_q(ref)).first()
     if agent is None:
         raise NotFound(f"No agent {ref!r}.", code="agent_not_found")
     if perm != "agents.view_agent" and not can(actor, perm, agent):
@@ -52,13 +63,8 @@ def agent_get(*, actor: Actor, ref: str, perm: str = "agents.view_agent") -> Age
 def agent_for_run(*, actor: Actor, ref: str) -> Agent:
     """The agent to trigger, by id or name, with its runnable versions: one lean query (the
     trigger path is hot). Not found unless the actor may see it, as ``agent_get``."""
-    lookup: dict[str, Any]
-    try:
-        lookup = {"pk": uuid.UUID(str(ref))}
-    except ValueError:
-        lookup = {"name": ref}
     agents = agent_visible_qs(actor=actor).select_related("production_version", "staging_version")
-    agent = next(iter(agents.filter(**lookup).order_by()), None)
+    agent = next(iter(agents.filter(agent_ref_q(ref)).order_by()), None)
     if agent is None:
         raise NotFound(f"No agent {ref!r}.", code="agent_not_found")
     return agent

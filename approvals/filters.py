@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import django_filters
 from django.db.models import QuerySet
 
+from agents.selectors import agent_ref_q
 from approvals.models import ApprovalRequest
 from approvals.selectors import assigned_q
 from controlplane.access import actor_from_request
@@ -53,10 +53,7 @@ class ApprovalFilter(django_filters.FilterSet):
     def filter_agent(
         self, queryset: QuerySet[ApprovalRequest], name: str, value: str
     ) -> QuerySet[ApprovalRequest]:
-        try:
-            return queryset.filter(agent_id=uuid.UUID(value))
-        except ValueError:
-            return queryset.filter(agent__name=value)
+        return queryset.filter(agent_ref_q(value, "agent__"))
 
     def filter_assigned(
         self, queryset: QuerySet[ApprovalRequest], name: str, value: str

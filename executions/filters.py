@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
-
 import django_filters
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
+from agents.selectors import agent_ref_q
 from executions.models import Execution
 
 
@@ -43,7 +42,4 @@ class ExecutionFilter(django_filters.FilterSet):
     def filter_agent(
         self, queryset: QuerySet[Execution], name: str, value: str
     ) -> QuerySet[Execution]:
-        try:
-            return queryset.filter(agent_id=uuid.UUID(value))
-        except ValueError:
-            return queryset.filter(Q(agent__name=value))
+        return queryset.filter(agent_ref_q(value, "agent__"))

@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agents.models import Agent
+from agents.selectors import agent_by_ref
 from controlplane.access import Actor
 from controlplane.errors import Invalid, Unauthenticated
 from controlplane.serializers import json_problem
@@ -73,17 +74,7 @@ class AgentWebhookView(APIView):
 
 
 def _agent(ref: str) -> Agent:
-    import uuid
-
-    try:
-        lookup = {"pk": uuid.UUID(ref)}
-    except ValueError:
-        lookup = {"name": ref}
-    agent = (
-        Agent.objects.select_related("production_version", "staging_version")
-        .filter(**lookup)
-        .first()
-    )
+    agent = agent_by_ref(ref)
     if agent is None:
         # Same answer as a bad signature: the endpoint does not tell which agents exist.
         raise Unauthenticated("The signature does not match.")

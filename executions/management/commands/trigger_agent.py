@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -21,7 +20,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.serializers.json import DjangoJSONEncoder
 
 from agents.models import Agent
-from agents.selectors import agent_get
+from agents.selectors import agent_by_ref, agent_get
 from controlplane.access import Actor
 from controlplane.errors import ServiceError
 from controlplane.serializers import json_problem
@@ -131,15 +130,7 @@ def _agent(actor: Actor, ref: str) -> Agent:
             return agent_get(actor=actor, ref=ref)
         except ServiceError as exc:
             raise CommandError(exc.message) from None
-    try:
-        lookup: dict[str, Any] = {"pk": uuid.UUID(ref)}
-    except ValueError:
-        lookup = {"name": ref}
-    agent = (
-        Agent.objects.select_related("production_version", "staging_version")
-        .filter(**lookup)
-        .first()
-    )
+    agent = agent_by_ref(ref)
     if agent is None:
         raise CommandError(f"No agent {ref!r}.")
     return agent
