@@ -315,16 +315,27 @@ def _settle(request: ApprovalRequest, status: str, *, by: str, notes: str, actor
 def _apply(request: ApprovalRequest, status: str, actor: Actor) -> None:
     """The run's side of the outcome (see the module docstring)."""
     from executions.services import (
-        OUTCOME_STATUS,
-        decision_fields,
+        decide_again,
         enqueue_after_commit,
+        execution_move_by_decision,
         execution_transition,
     )
 
     if status == A.EXPIRED and request.on_expire == "approve":
         status = A.APPROVED
     if status == A.APPROVED and request.call_key == "execute":
-        _start_approved(request, actor, OUTCOME_STATUS, decision_fields)
+        # The engine decides again with the approval counted: a rate limit, a time window
+        # or a concurrency limit still applies.
+        execution = Execution.objects.select_related("agent", "agent_version").get(
+            pk=request.execution_id
+        )
+        execution_move_by_decision(
+            execution,
+            decide_again(execution, approved=True),
+            actor=actor,
+            expect={ES.PENDING_APPROVAL},
+            reason="approved",
+        )
         return
     resume = status == A.APPROVED or (status == A.REJECTED and request.on_reject == "tool_error")
     if resume:
@@ -355,49 +366,6 @@ def _apply(request: ApprovalRequest, status: str, actor: Actor) -> None:
         fields={"error_type": error_type, "error_message": message},
         reason=error_type,
     )
-
-
-def _start_approved(
-    request: ApprovalRequest, actor: Actor, outcome_status: Any, decision_fields: Any
-) -> None:
-    """An approved run start: the engine decides again with the approval counted (a rate
-    limit, a time window or a concurrency limit still applies), and the run goes where that
-    decision says."""
-    from executions.services import enqueue_after_commit, execution_transition
-    from policies.engine import Context, decide, undo_reservations
-
-    execution = Execution.objects.select_related("agent", "agent_version").get(
-        pk=request.execution_id
-    )
-    decision = decide(
-        agent=execution.agent,
-        version=execution.agent_version,
-        context=Context(
-            kind="trigger",
-            payload=execution.input,
-            execution_id=str(execution.pk),
-            actor_user_id=execution.triggered_by_id,
-            approved=True,
-        ),
-    )
-    to = outcome_status[decision.outcome]
-    try:
-        moved = execution_transition(
-            execution_id=execution.pk,
-            to=to,
-            actor=actor,
-            expect={ES.PENDING_APPROVAL},
-            fields=decision_fields(decision),
-            reason="approved" if to == ES.QUEUED else decision.reason,
-        )
-    except BaseException:
-        undo_reservations(decision.reservations)
-        raise
-    if moved is None:
-        undo_reservations(decision.reservations)
-        return
-    if to == ES.QUEUED:
-        enqueue_after_commit(moved)
 
 
 # --- expiry, warnings, cancellation -----------------------------------------------------------

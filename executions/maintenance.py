@@ -25,8 +25,9 @@ from controlplane.access import Actor
 from executions.models import Execution
 from executions.services import (
     OUTCOME_STATUS,
-    decision_fields,
+    decide_again,
     enqueue_after_commit,
+    execution_move_by_decision,
     execution_transition,
 )
 
@@ -58,7 +59,7 @@ def dispatch_due(now: Any = None, *, agent_id: Any = None) -> int:
     decided again in this pass. Each run
     is claimed first by a conditional update of its time, so two dispatchers never decide
     the same run (its counters are keyed by the run)."""
-    from policies.engine import QUEUE_RETRY, Context, decide, undo_reservations
+    from policies.engine import QUEUE_RETRY
 
     now = now or timezone.now()
     queued = 0
@@ -76,39 +77,23 @@ def dispatch_due(now: Any = None, *, agent_id: Any = None) -> int:
         ).update(not_before=now + CLAIM_LEASE)
         if not claimed:
             continue
-        decision = decide(
-            agent=execution.agent,
-            version=execution.agent_version,
-            context=Context(
-                kind="trigger",
-                payload=execution.input,
-                execution_id=str(execution.pk),
-                # a run start a person approved, waiting for its time or a slot
-                approved=execution.approvals.filter(call_key="execute", status="approved").exists(),
-            ),
+        decision = decide_again(
+            execution,
+            # a run start a person approved, waiting for its time or a slot
+            approved=execution.approvals.filter(call_key="execute", status="approved").exists(),
             at=now,
         )
-        to = OUTCOME_STATUS[decision.outcome]
-        fields = decision_fields(decision)
-        if to == S.SCHEDULED:
+        if OUTCOME_STATUS[decision.outcome] == S.SCHEDULED:  # still waiting: a new time
             Execution.objects.filter(pk=execution.pk, status=S.SCHEDULED).update(
-                not_before=fields["not_before"], policy_trace=fields["policy_trace"]
+                not_before=decision.delay_until, policy_trace=decision.trace
             )
             if decision.policy_type == "concurrency":
                 full.add(execution.agent_id)
             continue
-        moved = execution_transition(
-            execution_id=execution.pk,
-            to=to,
-            actor=SWEEP,
-            expect={S.SCHEDULED},
-            fields=fields,
-            reason=decision.reason if to != S.QUEUED else "due",
+        moved = execution_move_by_decision(
+            execution, decision, actor=SWEEP, expect={S.SCHEDULED}, reason="due"
         )
-        if moved is None:
-            undo_reservations(decision.reservations)
-        elif to == S.QUEUED:
-            enqueue_after_commit(moved)
+        if moved is not None and moved.status == S.QUEUED:
             queued += 1
     return queued
 

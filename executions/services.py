@@ -267,6 +267,53 @@ def decision_fields(decision: Any) -> dict[str, Any]:
     return fields
 
 
+def decide_again(execution: Execution, *, approved: bool, at: Any = None) -> Any:
+    """The engine's decision for a run that waited to start (its time came, a slot freed, a
+    person approved it), as at its trigger."""
+    from policies.engine import Context, decide
+
+    return decide(
+        agent=execution.agent,
+        version=execution.agent_version,
+        context=Context(
+            kind="trigger",
+            payload=execution.input,
+            execution_id=str(execution.pk),
+            actor_user_id=execution.triggered_by_id,
+            approved=approved,
+        ),
+        at=at,
+    )
+
+
+def execution_move_by_decision(
+    execution: Execution, decision: Any, *, actor: Actor, expect: set[str], reason: str
+) -> Execution | None:
+    """Move a waiting run where ``decision`` says (queued and enqueued after commit, or
+    scheduled, or refused with the reason). If the run moved meanwhile (a cancel), what the
+    decision reserved is given back and None returned."""
+    from policies.engine import undo_reservations
+
+    to = OUTCOME_STATUS[decision.outcome]
+    try:
+        moved = execution_transition(
+            execution_id=execution.pk,
+            to=to,
+            actor=actor,
+            expect=expect,
+            fields=decision_fields(decision),
+            reason=reason if to == S.QUEUED else decision.reason,
+        )
+    except BaseException:
+        undo_reservations(decision.reservations)
+        raise
+    if moved is None:
+        undo_reservations(decision.reservations)
+    elif to == S.QUEUED:
+        enqueue_after_commit(moved)
+    return moved
+
+
 def execution_trigger(
     *,
     actor: Actor,
