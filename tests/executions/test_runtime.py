@@ -40,6 +40,21 @@ def start(agent: Any, user: Any, value: Any = None, **kwargs: Any) -> Execution:
     ).execution
 
 
+def interrupted_at_call(execution: Execution, call: dict[str, Any], key: str) -> None:
+    """The checkpoint a worker leaves when it dies after the model asked for ``call`` and
+    before its result was fed back."""
+    Execution.objects.filter(pk=execution.pk).update(
+        checkpoint={
+            "messages": [
+                {"role": "user", "content": "Input:\n{}"},
+                {"role": "assistant", "content": "", "tool_calls": [call]},
+            ],
+            "turn": 1,
+            "pending": [{**call, "key": key}],
+        }
+    )
+
+
 def run(execution: Execution) -> Execution:
     run_execution(execution_id=str(execution.pk), attempt=execution.attempt, worker="test@local")
     execution.refresh_from_db()
@@ -354,16 +369,7 @@ def test_resuming_from_a_checkpoint_does_not_repeat_done_actions(
     execution = start(agent, owner)
     key = f"{execution.pk}:1:0"
     call = {"id": "sim_0_0", "name": "webhook_post", "arguments": {"payload": {"n": 0}}}
-    Execution.objects.filter(pk=execution.pk).update(
-        checkpoint={
-            "messages": [
-                {"role": "user", "content": "Input:\n{}"},
-                {"role": "assistant", "content": "", "tool_calls": [call]},
-            ],
-            "turn": 1,
-            "pending": [{**call, "key": key}],
-        }
-    )
+    interrupted_at_call(execution, call, key)
     ExecutionAction.objects.create(
         execution=execution,
         idempotency_key=key,
@@ -413,16 +419,7 @@ def test_interrupted_non_idempotent_action_is_not_resent(owner: Any, settings: A
         "name": "send_email",
         "arguments": {"to": ["bob@company.com"], "subject": "hi", "body": "hello"},
     }
-    Execution.objects.filter(pk=execution.pk).update(
-        checkpoint={
-            "messages": [
-                {"role": "user", "content": "Input:\n{}"},
-                {"role": "assistant", "content": "", "tool_calls": [call]},
-            ],
-            "turn": 1,
-            "pending": [{**call, "key": key}],
-        }
-    )
+    interrupted_at_call(execution, call, key)
     ExecutionAction.objects.create(
         execution=execution,
         idempotency_key=key,
