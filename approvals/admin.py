@@ -114,10 +114,7 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
 
     @admin.display(description="approvals")
     def approvals(self, obj: ApprovalRequest) -> str:
-        given = sum(
-            1 for item in obj.decisions.all() if item.verdict == ApprovalDecision.Verdict.APPROVE
-        )
-        return f"{given} of {obj.required_approvals}"
+        return f"{obj.approval_count} of {obj.required_approvals}"
 
     @admin.display(description="requested action")
     def payload(self, obj: ApprovalRequest) -> str:
@@ -156,8 +153,9 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{label}: {exc.message}", messages.ERROR)
                 continue
             if decided.is_pending:
-                given = decided.decisions.filter(verdict=ApprovalDecision.Verdict.APPROVE).count()
-                done = f"approval recorded ({given} of {decided.required_approvals})."
+                done = (
+                    f"approval recorded ({decided.approval_count} of {decided.required_approvals})."
+                )
             else:
                 done = f"{decided.status}."
             self.message_user(request, f"{label}: {done}", messages.SUCCESS)

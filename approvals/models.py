@@ -95,6 +95,14 @@ class ApprovalRequest(models.Model):
         return self.status == self.Status.PENDING
 
     @property
+    def approval_count(self) -> int:
+        """Approvals given so far, counted over ``decisions.all()`` (prefetched in lists)."""
+        return sum(
+            decision.verdict == ApprovalDecision.Verdict.APPROVE
+            for decision in self.decisions.all()
+        )
+
+    @property
     def wait_seconds(self) -> float | None:
         if self.decided_at is None:
             return None

@@ -22,7 +22,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from approvals import selectors, services
-from approvals.models import ApprovalDecision, ApprovalRequest
+from approvals.models import ApprovalRequest
 from controlplane.access import Actor, actor_from_request, can
 from controlplane.errors import NotFound, ServiceError
 from controlplane.views import paginate, render_page
@@ -61,11 +61,9 @@ def _prepare(actor: Actor, rows: Iterable[ApprovalRequest]) -> list[ApprovalRequ
     )
     for approval in approvals:
         approval.run_visible = approval.execution_id in visible_runs
-        decisions = list(approval.decisions.all())
-        approval.approval_count = sum(
-            d.verdict == ApprovalDecision.Verdict.APPROVE for d in decisions
+        approval.my_decision = next(
+            (d for d in approval.decisions.all() if d.user_id == actor.user.pk), None
         )
-        approval.my_decision = next((d for d in decisions if d.user_id == actor.user.pk), None)
         approval.overdue = approval.expires_at <= now
         approval.refusal = services.approval_refusal_now(actor, approval)
         approval.can_decide = approval.refusal is None

@@ -114,9 +114,7 @@ class ApprovalSerializer(serializers.ModelSerializer):
 
     def get_approvals(self, obj: ApprovalRequest) -> int:
         # Counted over the prefetched decisions: no query per request.
-        return sum(
-            1 for item in obj.decisions.all() if item.verdict == ApprovalDecision.Verdict.APPROVE
-        )
+        return obj.approval_count
 
     def _refusal(self, obj: ApprovalRequest) -> str | None:
         # Asked twice per request (can_decide, refusal); the answer may cost a query.
