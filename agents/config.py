@@ -16,9 +16,8 @@ import re
 import uuid
 from typing import Any
 
-from crontab import CronSlices
 from django.core.validators import validate_slug
-from jsonschema import SchemaError
+from jsonschema import Draft202012Validator, FormatChecker, SchemaError
 from jsonschema.validators import validator_for
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
@@ -223,6 +222,12 @@ TOOL_CONFIG_SERIALIZERS: dict[str, type[StrictSerializer]] = {
 }
 
 
+# A cron trigger's own settings (schedules.services reads them, with these defaults):
+# optional and without a default, so that a config stored before they existed normalizes
+# to exactly itself (same config_hash).
+CRON_SETTINGS = ("input", "overlap", "catch_up", "jitter_seconds", "pause_after_failures")
+
+
 class TriggerSerializer(StrictSerializer):
     type = serializers.ChoiceField(choices=TRIGGER_TYPES, default="manual")
     schedule = StrictCharField(max_length=100, required=False, allow_null=True, default=None)
@@ -230,18 +235,48 @@ class TriggerSerializer(StrictSerializer):
     events = serializers.ListField(
         child=StrictCharField(max_length=100), default=list, max_length=50
     )
+    input = JSONObjectField(required=False, help_text="The input of each cron run (default {}).")
+    overlap = serializers.ChoiceField(
+        choices=["skip", "queue", "allow"],
+        required=False,
+        help_text="A fire while a run of the agent is still going: skip it (default), queue "
+        "it until the run ends, or allow both.",
+    )
+    catch_up = serializers.ChoiceField(
+        choices=["once", "skip"],
+        required=False,
+        help_text="Fires missed while beat or the workers were down: run once (default) or skip.",
+    )
+    jitter_seconds = StrictIntegerField(
+        min_value=0, max_value=3600, required=False, help_text="Delay each fire by 0…N seconds."
+    )
+    pause_after_failures = StrictIntegerField(
+        min_value=0,
+        max_value=1000,
+        required=False,
+        help_text="Pause the schedule after this many failed runs in a row (0: never; "
+        "default SCHEDULE_PAUSE_AFTER_FAILURES).",
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        from schedules.calendar import CronError, parse
+
         if self.root.partial:
             return attrs
         schedule = attrs.get("schedule")
         if attrs["type"] == "cron":
             if not schedule:
                 raise ValidationError({"schedule": ["A cron trigger needs a schedule."]})
-            if not CronSlices.is_valid(schedule):
-                raise ValidationError({"schedule": [f"{schedule!r} is not a cron expression."]})
-        elif schedule:
-            raise ValidationError({"schedule": ["Only a cron trigger has a schedule."]})
+            try:
+                parse(schedule)
+            except CronError as exc:
+                raise ValidationError({"schedule": [str(exc)]}) from None
+        else:
+            if schedule:
+                raise ValidationError({"schedule": ["Only a cron trigger has a schedule."]})
+            extra = [name for name in CRON_SETTINGS if name in attrs]
+            if extra:
+                raise ValidationError({name: ["Only a cron trigger has this."] for name in extra})
         if attrs["type"] == "event" and not attrs["events"]:
             raise ValidationError({"events": ["An event trigger needs at least one event name."]})
         return attrs
@@ -366,6 +401,9 @@ def normalize_config(attrs: dict[str, Any]) -> dict[str, Any]:
     capabilities = dict(attrs.get("capabilities") or dict.fromkeys(CAPABILITIES, False))
     destinations = dict(attrs.get("allowed_destinations") or dict.fromkeys(DESTINATIONS, False))
     tools = _tools_from(attrs, runtime, capabilities, destinations, errors)
+    input_schema = attrs.get("input_schema") or {"type": "object"}
+    if trigger.get("type") == "cron" and not errors:
+        _check_cron_input(trigger.get("input", {}), input_schema, errors)
     if errors:
         raise ValidationError(errors)
     data_scope = attrs.get("data_scope") or {scope: [] for scope in DATA_SCOPES}
@@ -376,7 +414,7 @@ def normalize_config(attrs: dict[str, Any]) -> dict[str, Any]:
         "capabilities": capabilities,
         "data_scope": {key: list(value) for key, value in data_scope.items()},
         "allowed_destinations": destinations,
-        "input_schema": attrs.get("input_schema") or {"type": "object"},
+        "input_schema": input_schema,
         "output_schema": attrs.get("output_schema") or {},
         "evals": [dict(item) for item in attrs.get("evals") or []],
         "timeout_seconds": attrs.get("timeout_seconds", 300),
@@ -386,6 +424,20 @@ def normalize_config(attrs: dict[str, Any]) -> dict[str, Any]:
         "n8n_workflow_id": attrs.get("n8n_workflow_id"),
         "webhook_url": attrs.get("webhook_url"),
     }
+
+
+def _check_cron_input(
+    value: dict[str, Any], schema: dict[str, Any], errors: dict[str, list[str]]
+) -> None:
+    """Each cron run gets ``trigger.input``: it must pass the input schema now, not fail at
+    every fire."""
+    validator = Draft202012Validator(schema, format_checker=FormatChecker())
+    messages = []
+    for error in sorted(validator.iter_errors(value), key=lambda e: str(list(e.absolute_path))):
+        where = ".".join(str(part) for part in error.absolute_path)
+        messages.append(f"{where + ': ' if where else ''}{error.message}")
+    if messages:
+        errors["trigger.input"] = [f"Does not match the input schema: {m}" for m in messages[:20]]
 
 
 # Keys whose value is an object merged key by key when a draft is edited; others are replaced.
@@ -402,6 +454,8 @@ def merge_config(base: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]
             merged["trigger"] = {**(merged.get("trigger") or {}), "type": value}
             if value != "cron":
                 merged["trigger"]["schedule"] = None
+                for name in CRON_SETTINGS:
+                    merged["trigger"].pop(name, None)
         else:
             merged[key] = value
     if change.get("runtime") and change["runtime"] != "llm" and "llm" not in change:

@@ -354,6 +354,7 @@ def agent_transition(*, actor: Actor, agent: Agent, action: str) -> Agent:
         agent.archived_at = timezone.now()
     agent.save()
     _audit_agent(actor, f"agent.{action}d", agent, before, agent_snapshot(agent))
+    _sync_schedule(actor, agent)
     return agent
 
 
@@ -409,6 +410,8 @@ def agent_version_promote(
         )
     agent.save()
     _audit_agent(actor, "agent.promoted", agent, before_agent, agent_snapshot(agent))
+    if target.stage == AgentVersion.Stage.PRODUCTION:
+        _sync_schedule(actor, agent)
     return target
 
 
@@ -431,7 +434,16 @@ def agent_rollback(*, actor: Actor, agent: Agent) -> AgentVersion:
     agent.production_version = previous
     agent.save()
     _audit_agent(actor, "agent.rolled_back", agent, before_agent, agent_snapshot(agent))
+    _sync_schedule(actor, agent)
     return previous
+
+
+def _sync_schedule(actor: Actor, agent: Agent) -> None:
+    """The cron schedule follows the production version and the status, in this
+    transaction (``schedules.services.schedule_sync``)."""
+    from schedules.services import schedule_sync
+
+    schedule_sync(actor=actor, agent=agent)
 
 
 def _set_stage(actor: Actor, version: AgentVersion, stage: str, now: Any) -> None:

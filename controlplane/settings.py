@@ -84,6 +84,7 @@ INSTALLED_APPS = [
     "executions",
     "policies",
     "approvals",
+    "schedules",
     "integrations",
 ]
 
@@ -228,6 +229,16 @@ DISPATCH_INTERVAL_SECONDS = env_int("DISPATCH_INTERVAL_SECONDS", 2, minimum=1)
 EVENT_CHAIN_MAX_DEPTH = env_int("EVENT_CHAIN_MAX_DEPTH", 5, minimum=1)
 # Overdue approval requests expire, and expiry warnings go out, this often.
 APPROVALS_INTERVAL_SECONDS = env_int("APPROVALS_INTERVAL_SECONDS", 60, minimum=1)
+# Cron agents (schedules.services): the safety-net tick that handles a fire beat's own entry
+# did not ring in time runs this often; a fire handled more than the grace late (or several
+# at once) is a missed fire: audited, mailed, on the dashboard.
+SCHEDULES_INTERVAL_SECONDS = env_int("SCHEDULES_INTERVAL_SECONDS", 15, minimum=1)
+SCHEDULE_MISSED_GRACE_SECONDS = env_int("SCHEDULE_MISSED_GRACE_SECONDS", 60, minimum=1)
+# A schedule pauses after this many failed runs in a row, unless its trigger says otherwise
+# (trigger.pause_after_failures; 0: never).
+SCHEDULE_PAUSE_AFTER_FAILURES = env_int("SCHEDULE_PAUSE_AFTER_FAILURES", 5, minimum=0)
+# overlap=queue keeps at most this many fires waiting; later ones are skipped.
+SCHEDULE_QUEUE_MAX = env_int("SCHEDULE_QUEUE_MAX", 10, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     "audit-seal": {
         "task": "controlplane.tasks.maintenance_audit_seal",
@@ -243,6 +254,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "executions.tasks.maintenance_sweep",
         "schedule": MAINTENANCE_INTERVAL_SECONDS,
         "options": {"expires": max(1, MAINTENANCE_INTERVAL_SECONDS - 1)},
+    },
+    "schedules-maintenance": {
+        "task": "schedules.tasks.maintenance_schedules",
+        "schedule": SCHEDULES_INTERVAL_SECONDS,
+        "options": {"expires": max(1, SCHEDULES_INTERVAL_SECONDS - 1)},
     },
     "approvals-maintenance": {
         "task": "approvals.tasks.maintenance_approvals",

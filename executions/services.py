@@ -111,6 +111,10 @@ def execution_transition(
                 str(execution.pk), str(execution.agent_id), to, previous, execution.attempt
             )
         )
+        if to in Execution.TERMINAL and execution.trigger_source == Execution.Source.CRON:
+            from schedules.services import cron_run_ended
+
+            cron_run_ended(execution, to)
         if to in Execution.TERMINAL and execution.policy_reservations:
             transaction.on_commit(partial(_release, execution.pk))
         if to in (S.SUCCESS, S.FAILED):

@@ -83,13 +83,14 @@ def celery_worker(
 
 
 @contextmanager
-def celery_beat(env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
-    """``celery beat`` with the database scheduler, as the Procfile runs it."""
+def celery_beat(env: dict[str, str] | None = None) -> Iterator[Path]:
+    """``celery beat`` with the database scheduler, as the Procfile runs it; yields the path
+    of its log."""
     with _celery(
         ["beat", "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler", "--pidfile", ""],
         env=env,
-    ) as (process, _, _):
-        yield process
+    ) as (_, _, log_path):
+        yield log_path
 
 
 @contextmanager
