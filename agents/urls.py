@@ -10,6 +10,7 @@ urlpatterns = [
     path("<str:name>/", views.agent_detail, name="detail"),
     path("<str:name>/actions/<str:action>", views.agent_action, name="action"),
     path("<str:name>/diff", views.agent_diff, name="diff"),
+    path("<str:name>/schedule", views.agent_schedule, name="schedule"),
     path("<str:name>/run", views.agent_run, name="run"),
     path("<str:name>/webhook-secret", views.agent_webhook_rotate, name="webhook-rotate"),
     path("<str:name>/versions/new", views.version_new, name="version-new"),

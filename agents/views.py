@@ -30,6 +30,8 @@ from executions.models import Execution
 from executions.selectors import execution_list_for
 from executions.services import execution_trigger
 from executions.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, webhook_instructions
+from schedules.selectors import schedule_view, schedules_needing_attention
+from schedules.services import schedule_pause, schedule_resume
 
 ACTIONS = ("activate", "pause", "deprecate", "archive", "promote", "rollback")
 
@@ -68,6 +70,8 @@ def agent_list(request: HttpRequest) -> HttpResponse:
         "filter": filterset,
         "page": paginate(request, agents),
         "can_view": can(actor, "agents.view_agent"),
+        # Schedules that missed fires or paused themselves: the console's alert list.
+        "attention": schedules_needing_attention(agents=selectors.agent_list(actor=actor)),
     }
     return render_page(request, "agents/list.html", "agents/_list_table.html", context)
 
@@ -133,6 +137,7 @@ def _detail_context(request: HttpRequest, actor: Actor, agent: Agent, **run: Any
         context["diff_from"], context["diff_to"] = versions[1].version, versions[0].version
     context.update(_run_context(actor, agent, **run))
     context.update(_webhook_context(request, actor, agent))
+    context.update(_schedule_context(actor, agent))
     context["can_view_runs"] = can(actor, "executions.view_execution")
     if context["can_view_runs"]:
         context["recent_runs"] = execution_list_for(actor=actor).filter(agent=agent)[:10]
@@ -145,6 +150,45 @@ def agent_detail(request: HttpRequest, name: str) -> HttpResponse:
     agent = _agent_or_404(actor, name)
     context = _detail_context(request, actor, agent, version=request.GET.get("run_version"))
     return render_page(request, "agents/detail.html", "agents/_panel.html", context)
+
+
+def _schedule_context(actor: Actor, agent: Agent, **extra: str) -> dict[str, Any]:
+    return {
+        "agent": agent,
+        "schedule": schedule_view(agent=agent),
+        "schedule_can_change": can(actor, "agents.change_agent", agent),
+        "can_view_runs": can(actor, "executions.view_execution"),
+        **extra,
+    }
+
+
+@login_required
+@require_POST
+def agent_schedule(request: HttpRequest, name: str) -> HttpResponse:
+    """Pause or resume the agent's schedule (the agent itself stays as it is)."""
+    actor = actor_from_request(request)
+    agent = _agent_or_404(actor, name)
+    action = request.POST.get("action")
+    error, notice, status = "", "", 200
+    try:
+        if action == "pause":
+            schedule_pause(actor=actor, agent=agent)
+            notice = "Schedule paused: it does not fire until resumed."
+        elif action == "resume":
+            schedule_resume(actor=actor, agent=agent)
+            notice = "Schedule resumed."
+        else:
+            error, status = "Choose pause or resume.", 400
+    except ServiceError as exc:
+        error, status = exc.message, exc.status_code
+    if not request.htmx:
+        if error:
+            messages.error(request, error)
+        else:
+            messages.success(request, notice)
+        return redirect("agents:detail", name=agent.name)
+    context = _schedule_context(actor, agent, schedule_error=error, schedule_notice=notice)
+    return render(request, "schedules/_card.html", context, status=status)
 
 
 @login_required

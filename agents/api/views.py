@@ -29,11 +29,14 @@ from agents.api.serializers import (
 from agents.filters import AgentFilter
 from agents.models import Agent
 from controlplane.access import Actor, actor_from_request, can
-from controlplane.errors import Forbidden
+from controlplane.errors import Forbidden, NotFound
 from executions.api.serializers import ExecutionTriggeredSerializer, RunSerializer
 from executions.api.views import IDEMPOTENCY_KEY, trigger
 from executions.models import Execution
 from executions.webhooks import webhook_instructions
+from schedules import services as schedule_services
+from schedules.api import SchedulePauseSerializer, ScheduleSerializer
+from schedules.selectors import schedule_view
 
 REF = OpenApiParameter(
     "ref", str, OpenApiParameter.PATH, description="The agent's id (UUID) or its name."
@@ -264,6 +267,61 @@ class AgentViewSet(viewsets.GenericViewSet):
         agent = self.get_object("agents.change_agent")
         secret = services.agent_webhook_secret_rotate(actor=self.actor, agent=agent)
         return Response(webhook_instructions(request, agent, secret))
+
+    @extend_schema(
+        summary="The agent's cron schedule: in words, next fires, last fires with their runs",
+        parameters=[REF],
+        responses=ScheduleSerializer,
+    )
+    @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
+    def schedule(self, request: Request, ref: str) -> Response:
+        return self._schedule(self.get_object())
+
+    def _schedule(self, agent: Agent) -> Response:
+        view = schedule_view(agent=agent)
+        if view is None:
+            raise NotFound(f"Agent {agent.name!r} has no cron schedule.", code="no_schedule")
+        return Response(ScheduleSerializer(view).data)
+
+    @extend_schema(
+        summary="Pause the agent's schedule (the agent stays active for other triggers)",
+        parameters=[REF],
+        request=SchedulePauseSerializer,
+        responses=ScheduleSerializer,
+    )
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path="schedule/pause",
+        filter_backends=[],
+        pagination_class=None,
+    )
+    def schedule_pause(self, request: Request, ref: str) -> Response:
+        agent = self.get_object("agents.change_agent")
+        body = SchedulePauseSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        schedule_services.schedule_pause(
+            actor=self.actor, agent=agent, reason=body.validated_data["reason"]
+        )
+        return self._schedule(agent)
+
+    @extend_schema(
+        summary="Resume a paused schedule (fires while it was paused are not caught up)",
+        parameters=[REF],
+        request=None,
+        responses=ScheduleSerializer,
+    )
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path="schedule/resume",
+        filter_backends=[],
+        pagination_class=None,
+    )
+    def schedule_resume(self, request: Request, ref: str) -> Response:
+        agent = self.get_object("agents.change_agent")
+        schedule_services.schedule_resume(actor=self.actor, agent=agent)
+        return self._schedule(agent)
 
     @extend_schema(
         summary="Field-by-field differences between two versions' configs",

@@ -1,0 +1,72 @@
+"""The schedule of an agent in the API: ``GET /api/v1/agents/{ref}/schedule`` and its
+``pause`` / ``resume`` actions (routed by ``agents.api.views.AgentViewSet``)."""
+
+from __future__ import annotations
+
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from controlplane.serializers import StrictCharField, StrictSerializer
+from schedules.models import Schedule, ScheduleFire
+
+
+class ScheduleFireSerializer(serializers.ModelSerializer):
+    execution_id = serializers.UUIDField(allow_null=True, read_only=True)
+    execution_status = serializers.CharField(
+        source="execution.status", allow_null=True, default=None, read_only=True
+    )
+    execution_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ScheduleFire
+        fields = [
+            "fire_at",
+            "handled_at",
+            "outcome",
+            "execution_id",
+            "execution_status",
+            "execution_url",
+            "missed",
+            "late_seconds",
+            "detail",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_execution_url(self, obj: ScheduleFire) -> str | None:
+        if obj.execution_id is None:
+            return None
+        return reverse("api:execution-detail", args=[obj.execution_id])
+
+
+class ScheduleSerializer(serializers.Serializer):
+    """An agent's cron schedule: what it says, in words, what comes next, what happened."""
+
+    expression = serializers.CharField(source="schedule.expression")
+    timezone = serializers.CharField(source="schedule.timezone")
+    description = serializers.CharField(help_text='e.g. "At 09:00, Monday through Friday, UTC"')
+    state = serializers.ChoiceField(
+        choices=["active", "overdue", "paused", "off", "removed"],
+        help_text="overdue: a fire is more than SCHEDULE_MISSED_GRACE_SECONDS late (is beat "
+        "running?); paused: after failed runs, or by hand; off: the agent is paused; "
+        "removed: the agent or its production version no longer runs on this schedule.",
+    )
+    version = serializers.CharField(
+        source="schedule.version.version", allow_null=True, default=None
+    )
+    overlap = serializers.ChoiceField(source="schedule.overlap", choices=Schedule.Overlap.choices)
+    catch_up = serializers.ChoiceField(source="schedule.catch_up", choices=Schedule.CatchUp.choices)
+    jitter_seconds = serializers.IntegerField(source="schedule.jitter_seconds")
+    pause_after_failures = serializers.IntegerField(source="schedule.pause_after_failures")
+    consecutive_failures = serializers.IntegerField(source="schedule.consecutive_failures")
+    input = serializers.JSONField(source="schedule.input")
+    paused_at = serializers.DateTimeField(source="schedule.paused_at", allow_null=True)
+    paused_reason = serializers.CharField(source="schedule.paused_reason")
+    overdue_since = serializers.DateTimeField(allow_null=True)
+    next_fires = serializers.ListField(child=serializers.DateTimeField())
+    last_fires = ScheduleFireSerializer(many=True)
+
+
+class SchedulePauseSerializer(StrictSerializer):
+    reason = StrictCharField(max_length=500, required=False, allow_blank=True, default="")
