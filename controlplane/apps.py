@@ -8,4 +8,7 @@ class ControlPlaneConfig(AppConfig):
     verbose_name = "Control plane"
 
     def ready(self) -> None:
-        from controlplane import schema, signals  # noqa: F401 - audit receivers, OpenAPI auth
+        from controlplane import live, schema, signals  # noqa: F401 - audit receivers, OpenAPI auth
+        from executions.events import execution_changed
+
+        execution_changed.connect(live.on_execution_changed, dispatch_uid="live")
