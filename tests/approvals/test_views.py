@@ -608,7 +608,9 @@ def test_navigation_links_approvals_with_the_pending_count(
     on_queue = html(client.get(QUEUE))
     count = html(client.get("/approvals/nav-count"))
 
-    assert '<li><a href="/approvals/">Approvals<span hx-get="/approvals/nav-count"' in page
+    assert '<li><a href="/approvals/">Approvals<span id="nav-approvals"' in page
+    # Loaded with the page, and again whenever the approvals feed says the queue changed.
+    assert 'data-live-refresh="approvals" data-live-url="/approvals/nav-count"' in page
     assert '<a href="/approvals/" aria-current="page">Approvals' in on_queue
     assert (
         '<span class="badge nav-count" id="nav-approvals-count">2<span class="visually-hidden"> pending</span></span>'
