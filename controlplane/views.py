@@ -11,6 +11,7 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
+from django.utils.functional import cached_property
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.defaults import page_not_found, permission_denied, server_error
 
@@ -22,8 +23,23 @@ from controlplane.forms import APIKeyForm
 from controlplane.selectors import api_key_list, api_key_roles_for, audit_event_list
 
 
+class CappedPaginator(Paginator):
+    """Counts at most ``CAP`` rows: a page of a list of millions costs its own rows, not a
+    count of the whole table. Past the cap the list says "more than 10,000"."""
+
+    CAP = 10_000
+
+    @cached_property
+    def count(self) -> int:
+        return self.object_list[: self.CAP + 1].count()
+
+    @property
+    def capped(self) -> bool:
+        return self.count > self.CAP
+
+
 def paginate(request: HttpRequest, queryset: Any, per_page: int = 50) -> Any:
-    return Paginator(queryset, per_page).get_page(request.GET.get("page"))
+    return CappedPaginator(queryset, per_page).get_page(request.GET.get("page"))
 
 
 def render_page(

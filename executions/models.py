@@ -125,6 +125,8 @@ class Execution(models.Model):
         ]
         indexes = [
             models.Index(fields=["agent", "-created_at"]),
+            # The console's list, newest first, without sorting every row.
+            models.Index(fields=["-created_at", "-id"], name="execution_newest_first"),
             models.Index(fields=["status", "heartbeat_at"]),
             models.Index(fields=["-estimated_cost_usd"]),
             models.Index(
