@@ -7,6 +7,7 @@ from agents import views
 app_name = "agents"
 urlpatterns = [
     path("", views.agent_list, name="list"),
+    path("new", views.agent_new, name="new"),
     path("<str:name>/", views.agent_detail, name="detail"),
     path("<str:name>/actions/<str:action>", views.agent_action, name="action"),
     path("<str:name>/diff", views.agent_diff, name="diff"),

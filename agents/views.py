@@ -19,11 +19,13 @@ from django.views.decorators.http import require_http_methods, require_POST
 from rest_framework.exceptions import ValidationError
 
 from agents import selectors, services
+from agents.api.serializers import AgentCreateSerializer
 from agents.filters import AgentFilter
-from agents.forms import VersionCreateForm, VersionEditForm
+from agents.forms import AgentRegisterForm, VersionCreateForm, VersionEditForm
 from agents.models import Agent, AgentVersion
 from controlplane.access import Actor, actor_from_request, can
 from controlplane.errors import Invalid, NotFound, ServiceError, flatten_errors
+from controlplane.roles import Role
 from controlplane.views import paginate, render_page
 from executions.forms import RunForm, input_form_class
 from executions.models import Execution
@@ -256,6 +258,43 @@ def agent_diff(request: HttpRequest, name: str) -> HttpResponse:
         except NotFound as exc:
             context["error"], status = exc.message, 404
     return render_page(request, "agents/diff.html", "agents/_diff.html", context, status)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def agent_new(request: HttpRequest) -> HttpResponse:
+    """Register an agent with its first (draft) version, without the admin."""
+    actor = actor_from_request(request)
+    if not can(actor, "agents.add_agent"):
+        raise PermissionDenied
+    teams = sorted(request.user.groups.exclude(name__in=Role.values).values_list("name", flat=True))
+    form = AgentRegisterForm(
+        request.POST or None, teams=teams, initial={"owner_email": request.user.email}
+    )
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            serializer = AgentCreateSerializer(data=form.payload())
+            if not serializer.is_valid():
+                for item in flatten_errors(serializer.errors):
+                    field = item["field"] if item["field"] in form.fields else "config"
+                    prefix = "" if field == item["field"] else f"{item['field']}: "
+                    form.add_error(field, f"{prefix}{item['message']}")
+            else:
+                try:
+                    agent, _ = services.agent_create(actor=actor, data=serializer.validated_data)
+                except ServiceError as exc:
+                    form.add_error(None, exc.message)
+                    status = exc.status_code
+                else:
+                    messages.success(
+                        request,
+                        f"Agent {agent.name} registered with draft {form.cleaned_data['version']}"
+                        ": promote it twice (staging, production), then activate it.",
+                    )
+                    return redirect("agents:detail", name=agent.name)
+    return render(request, "agents/new.html", {"form": form}, status=status)
 
 
 @login_required

@@ -1002,3 +1002,71 @@ def test_draft_of_an_archived_agent_is_read_only_and_a_post_changes_nothing(
     assertNotContains(page, "<textarea")
     assert response.status_code == 409
     assert agent.versions.get().config["n8n_workflow_id"] == "wf_abc123"
+
+
+# --- registering an agent without the admin ---------------------------------------------------
+
+REGISTER = "/agents/new"
+
+
+def test_an_operator_registers_an_agent_from_the_console(client: Client, owner: Any) -> None:
+    login(client, owner)
+    page = client.get(REGISTER)
+    assertContains(page, "Register an agent")
+    assertContains(page, "&quot;provider&quot;: &quot;simulated&quot;")  # a starter config
+    listing = client.get("/agents/")
+    assertContains(listing, f'href="{REGISTER}"')
+
+    response = client.post(
+        REGISTER,
+        {
+            "name": "invoice-checker",
+            "description": "Checks invoices.",
+            "owner_email": "alice@company.com",
+            "team": "team-a",
+            "tags": "finance, tier-1",
+            "version": "1.0.0",
+            "config": json.dumps({"llm": {"provider": "simulated"}, "trigger_type": "manual"}),
+        },
+    )
+
+    assertRedirects(response, "/agents/invoice-checker/")
+    agent = Agent.objects.get(name="invoice-checker")
+    assert agent.status == "draft" and agent.team.name == "team-a"
+    assert sorted(agent.tags.values_list("name", flat=True)) == ["finance", "tier-1"]
+    assert agent.versions.get().version == "1.0.0"
+    assert AuditEvent.objects.filter(action="agent.created", target_id=str(agent.pk)).exists()
+
+
+def test_registering_shows_each_problem_where_it_is_and_creates_nothing(
+    client: Client, owner: Any
+) -> None:
+    login(client, owner)
+    response = client.post(
+        REGISTER,
+        {
+            "name": "Bad Name",
+            "owner_email": "alice@company.com",
+            "version": "one",
+            "config": json.dumps({"llm": {"provider": "nope"}, "timeout_seconds": 0}),
+        },
+    )
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert "lowercase letters" in body  # the name
+    assert "semantic version" in body  # the version
+    assert "llm.provider" in body and "timeout_seconds" in body  # config paths
+    assert not Agent.objects.filter(description="").exclude(name=NAME).exists()
+
+    bad_json = client.post(
+        REGISTER,
+        {"name": "ok", "owner_email": "a@b.co", "version": "1.0.0", "config": "{nope"},
+    )
+    assertContains(bad_json, "Not valid JSON", status_code=400)
+
+
+def test_a_viewer_may_not_register(client: Client, viewer: Any) -> None:
+    login(client, viewer)
+    assert client.get(REGISTER).status_code == 403
+    assert client.post(REGISTER, {"name": "x"}).status_code == 403
+    assertNotContains(client.get("/agents/"), f'href="{REGISTER}"')
