@@ -11,7 +11,9 @@ it on its next render.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -37,11 +39,23 @@ def publish(topics: list[str], **what: Any) -> None:
         "type": MESSAGE_TYPE,
         **{k: str(v) if v is not None else None for k, v in what.items()},
     }
+    groups = [group(topic) for topic in topics]
     try:
-        send = async_to_sync(_send_all)
-        send(layer, [group(topic) for topic in topics], message)
+        asyncio.get_running_loop()
+    except RuntimeError:  # the usual case: a worker, a request's thread
+        _send(layer, groups, message, what)
+        return
+    # Called from a thread that runs an event loop (async_to_sync cannot run there).
+    sender = threading.Thread(target=_send, args=(layer, groups, message, what))
+    sender.start()
+    sender.join()
+
+
+def _send(layer: Any, groups: list[str], message: dict[str, Any], what: Any) -> None:
+    try:
+        async_to_sync(_send_all)(layer, groups, message)
     except Exception:
-        logger.exception("live: could not publish %s to %s", what, topics)
+        logger.exception("live: could not publish %s to %s", what, groups)
 
 
 async def _send_all(layer: Any, groups: list[str], message: dict[str, Any]) -> None:

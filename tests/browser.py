@@ -103,8 +103,30 @@ def browser() -> Iterator[Browser]:
 def page(request: pytest.FixtureRequest, browser: Browser, live_server: Any) -> Iterator[Page]:
     """A fresh browser context on the live server; on failure, a screenshot and the page's
     HTML are saved under var/test-artifacts/."""
+    yield from _page(request, browser, live_server.url)
+
+
+@pytest.fixture
+def asgi_url(django_db_setup: Any) -> Iterator[str]:
+    """The real ASGI server (uvicorn, websockets included) on the test database, for the live
+    pages; the tests using it need ``django_db(transaction=True)`` so that it sees their data.
+    One per test: the flush between transactional tests gives content types and permissions
+    new ids, which a longer-lived process would still hold in its caches."""
+    from tests.processes import asgi_server
+
+    with asgi_server() as url:
+        yield url
+
+
+@pytest.fixture
+def live_page(request: pytest.FixtureRequest, browser: Browser, asgi_url: str) -> Iterator[Page]:
+    """Like ``page``, on the ASGI server: the pages' websockets work."""
+    yield from _page(request, browser, asgi_url)
+
+
+def _page(request: pytest.FixtureRequest, browser: Browser, base_url: str) -> Iterator[Page]:
     keep_reports(request.config)
-    context = browser.new_context(base_url=live_server.url)
+    context = browser.new_context(base_url=base_url)
     context.set_default_timeout(10_000)
     opened = context.new_page()
     try:

@@ -94,6 +94,46 @@ def celery_beat(env: dict[str, str] | None = None) -> Iterator[Path]:
 
 
 @contextmanager
+def asgi_server(timeout: float = 60) -> Iterator[str]:
+    """The Procfile's web server (uvicorn, ASGI: pages and websockets) on the test database;
+    yields its base URL."""
+    import http.client
+
+    from controlplane.bench.harness import free_port
+
+    port = free_port()
+    log_path = settings.VAR_DIR / f"web-{port}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "controlplane.asgi:application",
+             "--host", "127.0.0.1", "--port", str(port), "--lifespan", "off", "--no-access-log"],
+            cwd=ROOT, env=child_env(), stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    connection_ = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                    connection_.request("GET", "/api/v1/health")
+                    if connection_.getresponse().status == 200:
+                        break
+                except OSError:
+                    pass
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the web server did not start: {log_path.read_text()}")
+                time.sleep(0.2)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+@contextmanager
 def _celery(
     arguments: list[str], env: dict[str, str] | None
 ) -> Iterator[tuple[subprocess.Popen[bytes], str, Path]]:
