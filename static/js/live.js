@@ -19,10 +19,16 @@
     if (el.liveBusy) { el.livePending = true; return; }
     el.liveBusy = true;
     var url = el.getAttribute("data-live-url") || location.pathname + location.search;
-    window.htmx.ajax("GET", url, { target: el, swap: "innerHTML" }).finally(function () {
-      el.liveBusy = false;
-      if (el.livePending) { el.livePending = false; refresh(el); }
-    });
+    fetch(url, { headers: { "HX-Request": "true" }, credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.text() : null; })
+      .then(function (html) {
+        if (html !== null) window.htmx.swap(el, html, { swapStyle: "innerHTML" });
+      })
+      .catch(function () { /* the next change or reconnect fetches again */ })
+      .finally(function () {
+        el.liveBusy = false;
+        if (el.livePending) { el.livePending = false; refresh(el); }
+      });
   }
   var delay = 500;
   function connect() {
