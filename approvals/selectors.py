@@ -15,6 +15,7 @@ from django.db.models import (
     ExpressionWrapper,
     F,
     IntegerField,
+    Min,
     Q,
     QuerySet,
     TextField,
@@ -87,11 +88,16 @@ def approval_get(*, actor: Actor, pk: Any) -> ApprovalRequest:
 
 
 def approval_stats(*, actor: Actor, days: int = 30) -> dict[str, Any]:
-    """The dashboard's approval figures over what the actor may see: pending now, the
-    average wait of requests people approved or rejected, and the slowest approvers (average time from request
-    to their decision) over the last ``days``."""
+    """The dashboard's approval figures over what the actor may see: pending now and how
+    long the oldest of them has waited, the average wait of requests people approved or
+    rejected, and the slowest approvers (average time from request to their decision) over
+    the last ``days``."""
     visible = approval_visible_qs(actor=actor)
-    since = timezone.now() - timedelta(days=days)
+    now = timezone.now()
+    since = now - timedelta(days=days)
+    pending = visible.filter(status=A.PENDING).aggregate(
+        count=Count("pk"), oldest=Min("created_at")
+    )
     wait = ExpressionWrapper(F("decided_at") - F("created_at"), output_field=DurationField())
     # Decided by people: expiry and cancellation are not an approver's wait.
     decided = visible.filter(status__in=[A.APPROVED, A.REJECTED], created_at__gte=since)
@@ -108,7 +114,11 @@ def approval_stats(*, actor: Actor, days: int = 30) -> dict[str, Any]:
         .order_by("-average")[:5]
     )
     return {
-        "pending": visible.filter(status=A.PENDING).count(),
+        "pending": pending["count"],
+        "oldest_pending_at": pending["oldest"],
+        "oldest_pending_seconds": (now - pending["oldest"]).total_seconds()
+        if pending["oldest"] is not None
+        else None,
         "decided": decided.count(),
         "average_wait_seconds": average.total_seconds() if average is not None else None,
         "slowest_approvers": [

@@ -7,6 +7,7 @@ from django.urls import NoReverseMatch, reverse
 
 # The console's navigation: (label, url name). Later pages add themselves here.
 NAV = [
+    ("Dashboard", "dashboard"),
     ("Agents", "agents:list"),
     ("Executions", "executions:list"),
     ("Policies", "policies:list"),

@@ -13,7 +13,8 @@ admin.site.site_title = "Agent Control Plane admin"
 admin.site.index_title = "Administration"
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="agents:list", permanent=False), name="home"),
+    path("", RedirectView.as_view(pattern_name="dashboard", permanent=False), name="home"),
+    path("dashboard/", views.dashboard, name="dashboard"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("agents/", include("agents.urls")),

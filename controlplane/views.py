@@ -1,4 +1,4 @@
-"""Console pages of the core app (audit log, API keys) and the error handlers."""
+"""Console pages of the core app (dashboard, audit log, API keys) and the error handlers."""
 
 from __future__ import annotations
 
@@ -15,12 +15,16 @@ from django.utils.functional import cached_property
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.defaults import page_not_found, permission_denied, server_error
 
-from controlplane import services
+from agents.selectors import agent_visible_qs
+from approvals.selectors import approval_stats
+from controlplane import charts, services
+from controlplane import dashboard as panels
 from controlplane.access import actor_from_request, can
 from controlplane.errors import ServiceError, error_response, is_api_request
 from controlplane.filters import AuditEventFilter
 from controlplane.forms import APIKeyForm
 from controlplane.selectors import api_key_list, api_key_roles_for, audit_event_list
+from schedules.selectors import schedules_needing_attention
 
 
 class CappedPaginator(Paginator):
@@ -59,6 +63,36 @@ def render_page(
     response = render(request, partial if swap else page, context, status=status)
     patch_vary_headers(response, ["HX-Request"])
     return response
+
+
+@login_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    """Seed 000's monitoring dashboard over the agents the user may see. A sort link swaps
+    the performance table alone, and only its figures are computed for it."""
+    actor = actor_from_request(request)
+    at = panels.window()
+    sort = panels.performance_sort(request.GET.get("sort"))
+    performance = panels.agent_performance(actor=actor, at=at, sort=sort)
+    context: dict[str, Any] = {
+        "window": at,
+        "performance": performance,
+        "columns": panels.performance_columns(sort),
+    }
+    if not request.htmx or request.htmx.history_restore_request:
+        may_see_approvals = can(actor, "approvals.view_approvalrequest")
+        context |= {
+            "overview": panels.dashboard_overview(actor=actor, at=at),
+            "cost_by_agent": charts.hbars(panels.cost_by_agent(performance)),
+            "daily_spend": charts.day_columns(panels.daily_spend(actor=actor, at=at)),
+            "cost_by_provider": charts.hbars(panels.cost_by_provider(actor=actor, at=at)),
+            "failures": panels.failure_groups(actor=actor, at=at),
+            "drops": panels.success_rate_drops(actor=actor, at=at),
+            "stats": approval_stats(actor=actor) if may_see_approvals else None,
+            "attention": schedules_needing_attention(agents=agent_visible_qs(actor=actor)),
+        }
+    return render_page(
+        request, "controlplane/dashboard.html", "controlplane/_dash_performance.html", context
+    )
 
 
 @login_required

@@ -14,6 +14,7 @@ class ExecutionFilter(django_filters.FilterSet):
     status = django_filters.MultipleChoiceFilter(choices=Execution.Status.choices)
     trigger_source = django_filters.ChoiceFilter(choices=Execution.Source.choices)
     version = django_filters.CharFilter(field_name="agent_version__version")
+    error_type = django_filters.CharFilter(help_text="Why a run failed, e.g. llm_timeout.")
     is_staging = django_filters.BooleanFilter()
     created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
@@ -25,6 +26,7 @@ class ExecutionFilter(django_filters.FilterSet):
             "status",
             "trigger_source",
             "version",
+            "error_type",
             "is_staging",
             "created_after",
             "created_before",

@@ -139,10 +139,15 @@ def _page(request: pytest.FixtureRequest, browser: Browser, base_url: str) -> It
 
 
 def log_in(page: Page, username: str) -> None:
-    """Through the login form, as a person does; lands on the agents list."""
+    """Through the login form, as a person does; lands on the dashboard."""
     page.goto("/login/")
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
-    expect(page).to_have_url(re.compile(r"/agents/$"))
+    expect(page).to_have_url(re.compile(r"/dashboard/$"))
     expect(page.locator(".whoami")).to_contain_text(username)
+
+
+def open_agents_list(page: Page) -> None:
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Agents").click()
+    expect(page).to_have_url(re.compile(r"/agents/$"))

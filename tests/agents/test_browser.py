@@ -13,12 +13,13 @@ from playwright.sync_api import Page, expect
 
 from agents.models import Agent
 from tests import factories
-from tests.browser import log_in
+from tests.browser import log_in, open_agents_list
 
 pytestmark = pytest.mark.browser
 
 
 def open_agent(page: Page, name: str = "job-application-agent") -> None:
+    open_agents_list(page)
     page.get_by_role("link", name=name, exact=True).click()
     expect(page).to_have_url(re.compile(rf"/agents/{name}/$"))
     expect(page.locator("#agent-title")).to_contain_text(name)
@@ -132,6 +133,7 @@ def test_list_search_swaps_the_table_and_updates_the_address(
 ) -> None:
     factories.agent(owner, payload=factories.LLM_AGENT)
     log_in(page, "alice")
+    open_agents_list(page)
     rows = page.locator("#agent-table tbody tr")
     expect(rows).to_have_count(2)
     mark_page(page)

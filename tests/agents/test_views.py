@@ -111,10 +111,10 @@ def test_anonymous_is_redirected_to_login(
     assert agent_state(agent) == ("draft", None, None, {"1.2.0": "draft"})
 
 
-def test_home_redirects_to_the_agents_list(client: Client, owner: Any) -> None:
+def test_home_redirects_to_the_dashboard(client: Client, owner: Any) -> None:
     response = login(client, owner).get("/")
 
-    assertRedirects(response, "/agents/")
+    assertRedirects(response, "/dashboard/")
 
 
 # --- list ---------------------------------------------------------------------------------

@@ -227,6 +227,7 @@ def test_empty_queue_says_nothing_is_waiting(client: Client, boss: Any, waiting:
     everything = html(client.get(QUEUE, {"show": "all"}))
 
     assert '<p class="empty">Nothing is waiting for you.</p>' in pending
+    assert '<dd data-stat="oldest-pending">—</dd>' in pending
     assert '<p class="empty">Nothing is waiting for you.</p>' in assigned
     assert "Nothing is waiting" not in everything
     assert cards(everything) == [str(waiting.pk)]
@@ -235,9 +236,12 @@ def test_empty_queue_says_nothing_is_waiting(client: Client, boss: Any, waiting:
 def test_statistics_panel_shows_pending_average_wait_and_slowest_approvers(
     client: Client, runner: Any, owner: Any, policy: Any, boss: Any
 ) -> None:
-    decided, _still = pending_run(runner, owner), pending_run(runner, owner)
+    decided, still = pending_run(runner, owner), pending_run(runner, owner)
     ApprovalRequest.objects.filter(pk=decided.pk).update(
         created_at=timezone.now() - timedelta(hours=3)
+    )
+    ApprovalRequest.objects.filter(pk=still.pk).update(
+        created_at=timezone.now() - timedelta(hours=2, minutes=10)
     )
     decided.refresh_from_db()
     approval_decide(actor=Actor(user=boss), request=decided, verdict="approve")
@@ -247,6 +251,9 @@ def test_statistics_panel_shows_pending_average_wait_and_slowest_approvers(
     stats = re.search(r'<section class="card approval-stats".*?</section>', page, re.S)
     assert stats is not None
     assert '<dd data-stat="pending">1</dd>' in stats.group(0)
+    assert re.search(
+        r'<dd data-stat="oldest-pending"><time datetime="[^"]+" [^>]*>2 h</time>', stats.group(0)
+    )
     assert '<dd data-stat="decided">1</dd>' in stats.group(0)
     assert '<dd data-stat="average-wait">3 h</dd>' in stats.group(0)
     assert re.search(

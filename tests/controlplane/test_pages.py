@@ -465,7 +465,7 @@ def test_revoke_refuses_get(client: Client, owner: Any) -> None:
 # --- login, logout ------------------------------------------------------------------------
 
 
-def test_login_form_signs_in_and_lands_on_the_agents_list(client: Client, owner: Any) -> None:
+def test_login_form_signs_in_and_lands_on_the_dashboard(client: Client, owner: Any) -> None:
     page = client.get("/login/")
 
     response = client.post("/login/", {"username": "alice", "password": PASSWORD}, follow=True)
@@ -473,7 +473,7 @@ def test_login_form_signs_in_and_lands_on_the_agents_list(client: Client, owner:
     assert page.status_code == 200
     assertContains(page, '<input id="id_username" name="username"')
     assertNotContains(page, 'aria-label="Main"')  # no navigation before signing in
-    assertRedirects(response, "/agents/")
+    assertRedirects(response, "/dashboard/")
     assertContains(response, "<span>alice</span>")
     assert AuditEvent.objects.filter(action="auth.login", actor_label="alice").count() == 1
 
@@ -540,6 +540,7 @@ def nav_links(response: Any) -> list[tuple[str, str, bool]]:
 @pytest.mark.parametrize(
     ("path", "current"),
     [
+        ("/dashboard/", "Dashboard"),
         ("/agents/", "Agents"),
         ("/agents/job-application-agent/", "Agents"),
         ("/executions/", "Executions"),
@@ -555,6 +556,7 @@ def test_navigation_marks_the_current_section(
     response = login(client, owner).get(path)
 
     assert nav_links(response) == [
+        ("/dashboard/", "Dashboard", current == "Dashboard"),
         ("/agents/", "Agents", current == "Agents"),
         ("/executions/", "Executions", current == "Executions"),
         ("/policies/", "Policies", current == "Policies"),
@@ -572,4 +574,12 @@ def test_navigation_shows_admin_only_to_staff(client: Client) -> None:
 
     labels = [label for _, label, _ in nav_links(login(client, plain).get("/api-keys/"))]
 
-    assert labels == ["Agents", "Executions", "Policies", "Audit log", "API keys", "API"]
+    assert labels == [
+        "Dashboard",
+        "Agents",
+        "Executions",
+        "Policies",
+        "Audit log",
+        "API keys",
+        "API",
+    ]

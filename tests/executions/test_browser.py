@@ -14,7 +14,7 @@ from playwright.sync_api import Page, expect
 
 from executions.models import Execution
 from tests import factories
-from tests.browser import log_in
+from tests.browser import log_in, open_agents_list
 
 pytestmark = pytest.mark.browser
 
@@ -36,6 +36,7 @@ SCHEMA = {
 def test_operator_runs_an_agent_from_the_generated_form(page: Page, owner: Any) -> None:
     factories.runnable_agent(owner, name="recruiter", input_schema=SCHEMA)
     log_in(page, "alice")
+    open_agents_list(page)
     page.get_by_role("link", name="recruiter", exact=True).click()
     expect(page).to_have_url(re.compile(r"/agents/recruiter/$"))
 

@@ -993,11 +993,14 @@ def test_list_shows_only_runs_of_agents_the_user_may_see(
 @pytest.fixture
 def history(owner: Any, runner: Agent) -> dict[str, Execution]:
     """Four runs: two of runner 1.0.0 (api, manual), one of its staging 1.1.0 (cancelled),
-    one of another agent (webhook); ``old`` was created two days ago."""
+    one of another agent (webhook); ``old`` was created two days ago and failed on an LLM
+    timeout (its error type only: the list filters on the field)."""
     staged(runner, owner, {"type": "object"})
     other_agent = factories.runnable_agent(owner, name="other-agent")
     old = start(runner, owner, a_valid_input())
-    Execution.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=2))
+    Execution.objects.filter(pk=old.pk).update(
+        created_at=timezone.now() - timedelta(days=2), error_type="llm_timeout"
+    )
     manual = start(runner, owner, a_valid_input(), source="manual")
     staging = start(runner, owner, version="1.1.0")
     services.execution_cancel(actor=Actor(user=owner), execution=staging)
@@ -1021,6 +1024,8 @@ def history(owner: Any, runner: Agent) -> dict[str, Execution]:
         ({"is_staging": "false", "agent": NAME}, ["manual", "old"]),
         ({"created_before": "YESTERDAY"}, ["old"]),
         ({"created_after": "YESTERDAY"}, ["hooked", "staging", "manual"]),
+        ({"error_type": "llm_timeout"}, ["old"]),
+        ({"error_type": "llm_time"}, []),
         ({"agent": "nobody"}, []),
     ],
 )

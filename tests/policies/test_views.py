@@ -183,7 +183,7 @@ def test_navigation_has_policies_after_executions(client: Client, owner: Any) ->
     page = html(login(client, owner).get(LIST))
 
     labels = re.findall(r'<li><a href="[^"]+"(?: aria-current="page")?>([^<]+)</a></li>', page)
-    assert labels[:3] == ["Agents", "Executions", "Policies"]
+    assert labels[:4] == ["Dashboard", "Agents", "Executions", "Policies"]
     assert '<a href="/policies/" aria-current="page">Policies</a>' in page
 
 

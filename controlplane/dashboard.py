@@ -1,0 +1,446 @@
+"""The monitoring dashboard's figures (seed 000, "Monitoring Dashboard Spec"), over the
+agents and runs the actor may see.
+
+Each panel is one aggregate query (the overview two: agents and runs), so the page costs
+the same whatever the number of agents and runs. Days are UTC days; "the last 30 days" is
+today and the 29 UTC days before it, the same window for the performance table, the cost
+by agent, the daily spend and the cost by provider, so that their totals agree. A run
+belongs to the time it was created.
+
+A success rate is over the runs that ran to an outcome of their own — succeeded, failed or
+timed out. Runs refused at the door (blocked, rate limited), cancelled, expired or not
+finished yet are not the agent's success or failure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from fractions import Fraction
+
+from django.db.models import (
+    Avg,
+    Count,
+    DecimalField,
+    ExpressionWrapper,
+    F,
+    FilteredRelation,
+    FloatField,
+    Max,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+)
+from django.db.models.functions import Cast, Coalesce, NullIf, TruncDate
+from django.utils import timezone
+
+from agents.models import Agent
+from agents.selectors import agent_visible_qs
+from controlplane.access import Actor, can
+from executions.models import Execution
+from executions.selectors import execution_list_for
+
+S = Execution.Status
+FINISHED = (S.SUCCESS, S.FAILED, S.TIMED_OUT)  # ran to an outcome of their own
+FAILED = (S.FAILED, S.TIMED_OUT)
+DAYS = 30
+TOP_AGENTS = 10
+# A drop is listed when the last 24 h's success rate is this many points under the 7 days
+# before, over at least this many finished runs in the last 24 h.
+DROP_POINTS = 20
+DROP_MIN_RUNS = 5
+BASELINE_DAYS = 7
+
+# The column holds 12 digits; a sum over a month of runs may need more, and Django fails to
+# fit an aggregate into a field too small for it.
+MONEY = DecimalField(max_digits=20, decimal_places=6)
+ZERO = Decimal("0")
+
+
+def percent(succeeded: int, finished: int) -> float | None:
+    return 100 * succeeded / finished if finished else None
+
+
+@dataclass(frozen=True)
+class Window:
+    """The instants the panels count from, taken once per page."""
+
+    now: datetime
+
+    @property
+    def today(self) -> datetime:
+        return self.now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+    @property
+    def since(self) -> datetime:
+        """The start of the 30-day window: today's midnight, 29 days back."""
+        return self.today - timedelta(days=DAYS - 1)
+
+    @property
+    def day_ago(self) -> datetime:
+        return self.now - timedelta(hours=24)
+
+    @property
+    def days(self) -> list[date]:
+        first = self.since.date()
+        return [first + timedelta(days=offset) for offset in range(DAYS)]
+
+
+def window(now: datetime | None = None) -> Window:
+    return Window(now or timezone.now())
+
+
+def _runs(actor: Actor) -> QuerySet[Execution]:
+    """The runs the actor may see, bare: no joins, and no ordering (the model's default
+    ordering would join the GROUP BY and split every group)."""
+    return execution_list_for(actor=actor).select_related(None).order_by()
+
+
+# --- overview -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StatusCount:
+    status: str
+    label: str
+    count: int
+
+
+@dataclass(frozen=True)
+class Overview:
+    agents_by_status: list[StatusCount]
+    runs_today: int
+    finished_today: int
+    succeeded_today: int
+    cost_today: Decimal
+    running_now: int
+
+    @property
+    def agents_total(self) -> int:
+        """Registered agents, as the agents list counts them: archived ones are deleted."""
+        return sum(
+            item.count for item in self.agents_by_status if item.status != Agent.Status.ARCHIVED
+        )
+
+    @property
+    def success_rate_today(self) -> float | None:
+        return percent(self.succeeded_today, self.finished_today)
+
+
+def dashboard_overview(*, actor: Actor, at: Window) -> Overview:
+    """Agents by status (every status, zeros included); runs created today (UTC), how many
+    finished and succeeded, their cost; runs running now, whenever they started."""
+    counts = dict(
+        agent_visible_qs(actor=actor)
+        .order_by()
+        .values_list("status")
+        .annotate(count=Count("pk"))
+        .values_list("status", "count")
+    )
+    today = Q(created_at__gte=at.today)
+    figures = (
+        _runs(actor)
+        .filter(today | Q(status=S.RUNNING))
+        .aggregate(
+            runs=Count("pk", filter=today),
+            finished=Count("pk", filter=today & Q(status__in=FINISHED)),
+            succeeded=Count("pk", filter=today & Q(status=S.SUCCESS)),
+            cost=Sum("estimated_cost_usd", filter=today, output_field=MONEY),
+            running=Count("pk", filter=Q(status=S.RUNNING)),
+        )
+    )
+    return Overview(
+        agents_by_status=[
+            StatusCount(value, label, counts.get(value, 0)) for value, label in Agent.Status.choices
+        ],
+        runs_today=figures["runs"],
+        finished_today=figures["finished"],
+        succeeded_today=figures["succeeded"],
+        cost_today=figures["cost"] or ZERO,
+        running_now=figures["running"],
+    )
+
+
+# --- agent performance ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AgentRow:
+    name: str
+    status: str
+    runs: int
+    finished: int
+    succeeded: int
+    avg_latency_ms: float | None
+    cost: Decimal
+
+    @property
+    def success_rate(self) -> float | None:
+        return percent(self.succeeded, self.finished)
+
+
+# ?sort= value -> the column it orders by. A leading "-" is descending. Anything else is
+# ignored for the default.
+SORTS = {
+    "name": "name",
+    "runs": "runs",
+    "success_rate": "success_rate",
+    "latency": "avg_latency_ms",
+    "cost": "cost",
+}
+DEFAULT_SORT = "-runs"
+
+
+def performance_sort(value: str | None) -> str:
+    """The ``?sort=`` value if it names a column (``cost``, ``-cost``…), else the default."""
+    if value and value.removeprefix("-") in SORTS:
+        return value
+    return DEFAULT_SORT
+
+
+@dataclass(frozen=True)
+class SortColumn:
+    key: str
+    label: str
+    link: str  # the ?sort= value its header links to
+    current: str  # aria-sort: "ascending" | "descending" | ""
+    numeric: bool
+
+
+def performance_columns(sort: str) -> list[SortColumn]:
+    """The table's headers: a header links to its column, descending first for figures and
+    ascending for names, and to the other direction when the table is already sorted by it."""
+    sort = performance_sort(sort)
+    columns = []
+    for key, label in (
+        ("name", "Agent"),
+        ("runs", "Runs"),
+        ("success_rate", "Success rate"),
+        ("latency", "Avg latency"),
+        ("cost", "Cost"),
+    ):
+        numeric = key != "name"
+        if sort.removeprefix("-") != key:
+            current, link = "", f"-{key}" if numeric else key
+        elif sort.startswith("-"):
+            current, link = "descending", key
+        else:
+            current, link = "ascending", f"-{key}"
+        columns.append(SortColumn(key, label, link, current, numeric))
+    return columns
+
+
+def agent_performance(*, actor: Actor, at: Window, sort: str = DEFAULT_SORT) -> list[AgentRow]:
+    """Per agent over the last 30 days: runs created, success rate, average latency of the
+    runs that recorded one, total cost. Every agent the actor may see is listed, those
+    without runs too, except archived agents without runs. Ordered by ``sort``; agents with
+    no figure (no finished run, no latency) come last either way, ties by name."""
+    if not can(actor, "executions.view_execution"):
+        return []
+    sort = performance_sort(sort)
+    column = SORTS[sort.removeprefix("-")]
+    recent = Q(recent__status__in=FINISHED)
+    rows = (
+        agent_visible_qs(actor=actor)
+        .order_by()
+        # A join condition, not a WHERE: agents without recent runs keep their row.
+        .annotate(
+            recent=FilteredRelation("executions", condition=Q(executions__created_at__gte=at.since))
+        )
+        .values("name", "status")
+        .annotate(
+            runs=Count("recent"),
+            finished=Count("recent", filter=recent),
+            succeeded=Count("recent", filter=Q(recent__status=S.SUCCESS)),
+            avg_latency_ms=Avg("recent__total_latency_ms"),
+            cost=Coalesce(
+                Sum("recent__estimated_cost_usd", output_field=MONEY),
+                Value(ZERO),
+                output_field=MONEY,
+            ),
+        )
+        .annotate(
+            success_rate=ExpressionWrapper(
+                Cast("succeeded", FloatField()) * 100 / NullIf("finished", 0),
+                output_field=FloatField(),
+            )
+        )
+        .filter(~Q(status=Agent.Status.ARCHIVED) | Q(runs__gt=0))
+    )
+    ordering = (
+        F(column).desc(nulls_last=True) if sort.startswith("-") else F(column).asc(nulls_last=True)
+    )
+    return [
+        AgentRow(
+            name=row["name"],
+            status=row["status"],
+            runs=row["runs"],
+            finished=row["finished"],
+            succeeded=row["succeeded"],
+            avg_latency_ms=row["avg_latency_ms"],
+            cost=row["cost"],
+        )
+        for row in rows.order_by(ordering, "name")
+    ]
+
+
+# --- costs ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CostItem:
+    label: str
+    cost: Decimal
+    runs: int
+
+
+def cost_by_agent(rows: list[AgentRow], limit: int = TOP_AGENTS) -> list[CostItem]:
+    """The agents that cost the most over the 30 days, from the performance rows (no query
+    of its own); agents that cost nothing are left out."""
+    spent = sorted((row for row in rows if row.cost > 0), key=lambda row: (-row.cost, row.name))
+    return [CostItem(row.name, row.cost, row.runs) for row in spent[:limit]]
+
+
+@dataclass(frozen=True)
+class DaySpend:
+    day: date
+    cost: Decimal
+    runs: int
+
+
+def daily_spend(*, actor: Actor, at: Window) -> list[DaySpend]:
+    """The cost and number of runs of each UTC day of the 30, oldest first; a day without
+    runs is there with zeros."""
+    rows = (
+        _runs(actor)
+        .filter(created_at__gte=at.since)
+        .annotate(day=TruncDate("created_at", tzinfo=UTC))
+        .values("day")
+        .annotate(cost=Sum("estimated_cost_usd", output_field=MONEY), runs=Count("pk"))
+    )
+    found = {row["day"]: row for row in rows}
+    return [
+        DaySpend(
+            day,
+            (found[day]["cost"] or ZERO) if day in found else ZERO,
+            found[day]["runs"] if day in found else 0,
+        )
+        for day in at.days
+    ]
+
+
+NO_PROVIDER = "(none)"
+
+
+def cost_by_provider(*, actor: Actor, at: Window) -> list[CostItem]:
+    """Cost and runs per ``llm_provider`` over the 30 days, costliest first. Runs that
+    called no model (refused at the door, external runtimes) are left out unless they
+    somehow carry a cost."""
+    rows = (
+        _runs(actor)
+        .filter(created_at__gte=at.since)
+        .values("llm_provider")
+        .annotate(
+            cost=Coalesce(
+                Sum("estimated_cost_usd", output_field=MONEY), Value(ZERO), output_field=MONEY
+            ),
+            runs=Count("pk"),
+        )
+        .order_by("-cost", "llm_provider")
+    )
+    return [
+        CostItem(row["llm_provider"] or NO_PROVIDER, row["cost"], row["runs"])
+        for row in rows
+        if row["llm_provider"] or row["cost"] > 0
+    ]
+
+
+# --- failures -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FailureGroup:
+    error_type: str
+    runs: int
+    agents: int
+    latest: datetime
+
+
+def failure_groups(*, actor: Actor, at: Window) -> list[FailureGroup]:
+    """Runs created in the last 24 h that failed or timed out, by ``error_type``: how many,
+    over how many agents, the latest; most frequent first."""
+    rows = (
+        _runs(actor)
+        .filter(created_at__gte=at.day_ago, status__in=FAILED)
+        .values("error_type")
+        .annotate(runs=Count("pk"), agents=Count("agent", distinct=True), latest=Max("created_at"))
+        .order_by("-runs", "error_type")
+    )
+    return [
+        FailureGroup(row["error_type"], row["runs"], row["agents"], row["latest"]) for row in rows
+    ]
+
+
+@dataclass(frozen=True)
+class Drop:
+    name: str
+    recent_finished: int
+    recent_succeeded: int
+    baseline_finished: int
+    baseline_succeeded: int
+
+    @property
+    def recent_rate(self) -> float:
+        return 100 * self.recent_succeeded / self.recent_finished
+
+    @property
+    def baseline_rate(self) -> float:
+        return 100 * self.baseline_succeeded / self.baseline_finished
+
+    @property
+    def drop(self) -> Fraction:
+        """Percentage points lost, exactly (the threshold is compared without rounding)."""
+        return 100 * (
+            Fraction(self.baseline_succeeded, self.baseline_finished)
+            - Fraction(self.recent_succeeded, self.recent_finished)
+        )
+
+    @property
+    def points(self) -> float:
+        return float(self.drop)
+
+
+def success_rate_drops(*, actor: Actor, at: Window) -> list[Drop]:
+    """Agents whose success rate over the last 24 h is at least 20 points under their rate
+    over the 7 days before, with at least 5 finished runs in the last 24 h and at least one
+    in the 7 days before; the largest drop first."""
+    recent = Q(created_at__gte=at.day_ago)
+    baseline = Q(created_at__lt=at.day_ago)
+    success = Q(status=S.SUCCESS)
+    rows = (
+        _runs(actor)
+        .filter(created_at__gte=at.day_ago - timedelta(days=BASELINE_DAYS), status__in=FINISHED)
+        .values("agent__name")
+        .annotate(
+            recent_finished=Count("pk", filter=recent),
+            recent_succeeded=Count("pk", filter=recent & success),
+            baseline_finished=Count("pk", filter=baseline),
+            baseline_succeeded=Count("pk", filter=baseline & success),
+        )
+        .filter(recent_finished__gte=DROP_MIN_RUNS, baseline_finished__gt=0)
+    )
+    drops = [
+        Drop(
+            name=row["agent__name"],
+            recent_finished=row["recent_finished"],
+            recent_succeeded=row["recent_succeeded"],
+            baseline_finished=row["baseline_finished"],
+            baseline_succeeded=row["baseline_succeeded"],
+        )
+        for row in rows
+    ]
+    return sorted(
+        (drop for drop in drops if drop.drop >= DROP_POINTS), key=lambda d: (-d.drop, d.name)
+    )
