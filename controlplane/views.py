@@ -6,6 +6,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
@@ -65,12 +66,34 @@ def render_page(
     return response
 
 
+# Panels the live dashboard fetches again when a feed says something changed
+# (``?panel=`` with HX-Request): template and what it needs.
+LIVE_PANELS = {
+    "overview": "controlplane/_dash_overview.html",
+    "failures": "controlplane/_dash_failures.html",
+    "approvals": "approvals/_stats.html",
+}
+
+
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
     """Seed 000's monitoring dashboard over the agents the user may see. A sort link swaps
-    the performance table alone, and only its figures are computed for it."""
+    the performance table alone, and only its figures are computed for it; a live panel
+    (``?panel=overview|failures|approvals``) likewise."""
     actor = actor_from_request(request)
     at = panels.window()
+    may_see_approvals = can(actor, "approvals.view_approvalrequest")
+    panel = request.GET.get("panel")
+    if request.htmx and panel in LIVE_PANELS:
+        if panel == "overview":
+            context = {"overview": panels.dashboard_overview(actor=actor, at=at)}
+        elif panel == "failures":
+            context = {"failures": panels.failure_groups(actor=actor, at=at), "window": at}
+        elif may_see_approvals:
+            context = {"stats": approval_stats(actor=actor)}
+        else:
+            raise PermissionDenied
+        return render(request, LIVE_PANELS[panel], context)
     sort = panels.performance_sort(request.GET.get("sort"))
     performance = panels.agent_performance(actor=actor, at=at, sort=sort)
     context: dict[str, Any] = {
@@ -79,7 +102,6 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "columns": panels.performance_columns(sort),
     }
     if not request.htmx or request.htmx.history_restore_request:
-        may_see_approvals = can(actor, "approvals.view_approvalrequest")
         context |= {
             "overview": panels.dashboard_overview(actor=actor, at=at),
             "cost_by_agent": charts.hbars(panels.cost_by_agent(performance)),

@@ -371,6 +371,37 @@ def test_a_sort_link_swaps_the_table_alone(client: Client, owner: User, ranked: 
     assert 'hx-get="/dashboard/?sort=cost"' in html(response)
 
 
+def test_the_live_panels_are_fetched_alone_and_follow_their_feeds(
+    client: Client, owner: User, alpha: Agent
+) -> None:
+    client.force_login(owner)
+    page = html(client.get("/dashboard/"))
+    assert 'data-live-refresh="executions" data-live-url="/dashboard/?panel=overview"' in page
+    assert 'data-live-refresh="executions" data-live-url="/dashboard/?panel=failures"' in page
+    assert 'data-live-refresh="approvals" data-live-url="/dashboard/?panel=approvals"' in page
+
+    run(alpha, status=S.RUNNING)
+    overview = client.get("/dashboard/", {"panel": "overview"}, headers={"HX-Request": "true"})
+    assertTemplateUsed(overview, "controlplane/_dash_overview.html")
+    assertTemplateNotUsed(overview, "controlplane/dashboard.html")
+    assert re.search(r'data-counter="running">.*?status=running">1</a>', html(overview), re.S)
+    failures = client.get("/dashboard/", {"panel": "failures"}, headers={"HX-Request": "true"})
+    assertTemplateUsed(failures, "controlplane/_dash_failures.html")
+    approvals = client.get("/dashboard/", {"panel": "approvals"}, headers={"HX-Request": "true"})
+    assertTemplateUsed(approvals, "approvals/_stats.html")
+    # An unknown panel, or no HTMX: the whole page, never an error.
+    assert client.get("/dashboard/", {"panel": "nope"}).status_code == 200
+
+
+def test_the_approvals_panel_is_refused_to_a_user_who_may_not_see_approvals(
+    client: Client, db: Any
+) -> None:
+    client.force_login(factories.user("nobody"))
+    assert "approval-stats" not in html(client.get("/dashboard/"))
+    refused = client.get("/dashboard/", {"panel": "approvals"}, headers={"HX-Request": "true"})
+    assert refused.status_code == 403
+
+
 # --- costs ----------------------------------------------------------------------------------
 
 

@@ -175,3 +175,23 @@ def test_a_viewer_sees_no_run_or_approve_buttons_and_a_forged_post_is_refused(
     waiting.refresh_from_db()
     assert waiting.status == ApprovalRequest.Status.PENDING
     assert Execution.objects.filter(agent=team["agent"]).count() == 1
+
+
+def test_the_dashboard_counters_follow_runs_as_they_start_and_finish(
+    live_page: Page, worker: Any, team: dict[str, Any]
+) -> None:
+    page = live_page
+    log_in(page, "alice")
+    page.goto("/dashboard/")
+    live(page)
+    mark_page(page)
+    runs_today = page.locator('[data-counter="runs-today"] .figure')
+    running = page.locator('[data-counter="running"] .figure')
+    expect(runs_today).to_have_text("0")
+    client = factories.api_client(team["owner"])
+    client.post("/api/v1/agents/checker/execute", {"input": {}}, format="json")
+    expect(runs_today).to_have_text("1")
+    expect(running).to_have_text("1", timeout=20_000)
+    expect(running).to_have_text("0", timeout=20_000)
+    expect(page.locator('[data-counter="runs-today"]')).to_contain_text("1 of 1 finished")
+    assert_not_reloaded(page)

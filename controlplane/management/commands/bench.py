@@ -9,11 +9,13 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from controlplane.bench.harness import ROOT, isolated_environment
 
-BENCHES = ("executions", "policies")
+BENCHES = ("executions", "policies", "pages", "live")
 # Per bench: its own defaults for the shared options.
 DEFAULTS = {
     "executions": {"samples": 100, "seconds": 5.0},
     "policies": {"samples": 5000, "seconds": 3.0},
+    "pages": {"samples": 50, "seconds": 0.0},
+    "live": {"samples": 20, "seconds": 0.0},
 }
 
 
@@ -33,7 +35,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--samples",
             type=int,
-            help="Samples per latency figure (executions: 100; policies: 5000).",
+            help="Samples per latency figure (executions: 100; policies: 5000; pages: 50 "
+            "requests per page; live: 20 committed changes).",
         )
         parser.add_argument(
             "--seconds",
@@ -43,6 +46,12 @@ class Command(BaseCommand):
         parser.add_argument("--in-flight", type=int, default=500, dest="in_flight")
         parser.add_argument(
             "--policies", type=int, default=1000, help="Policies for the policy latency figures."
+        )
+        parser.add_argument(
+            "--rows", type=int, default=100_000, help="pages: executions in the database."
+        )
+        parser.add_argument(
+            "--sockets", type=int, default=100, help="live: websockets following the feed."
         )
         parser.add_argument(
             "--inner", action="store_true", help="(internal) run inside the environment"
@@ -71,6 +80,10 @@ class Command(BaseCommand):
             str(options["in_flight"]),
             "--policies",
             str(options["policies"]),
+            "--rows",
+            str(options["rows"]),
+            "--sockets",
+            str(options["sockets"]),
         ]
         with isolated_environment() as env:
             done = subprocess.run(
@@ -91,6 +104,12 @@ class Command(BaseCommand):
             )
 
     def inner(self, options: dict[str, Any]) -> dict[str, Any]:
+        if options["bench"] in ("pages", "live"):
+            from controlplane.bench import pages
+
+            if options["bench"] == "pages":
+                return pages.run_pages(rows=options["rows"], samples=options["samples"])
+            return pages.run_live(sockets=options["sockets"], changes=options["samples"])
         if options["bench"] == "policies":
             from policies import bench as policy_bench
 
