@@ -1,8 +1,11 @@
 """The monitoring dashboard's figures (seed 000, "Monitoring Dashboard Spec"), over the
 agents and runs the actor may see.
 
-Each panel is one aggregate query (the overview two: agents and runs), so the page costs
-the same whatever the number of agents and runs. Days are UTC days; "the last 30 days" is
+The page costs the same number of queries whatever the number of agents and runs: the 30-day
+panels (performance, cost by agent, daily spend, cost by provider) are summed from one scan
+of the window grouped by agent, day and provider (``window_cells``); the overview, the
+failures and the drops are small aggregates over today, the last 24 h and the last 8 days,
+each on the ``created_at`` or ``status`` index. Days are UTC days; "the last 30 days" is
 today and the 29 UTC days before it, the same window for the performance table, the cost
 by agent, the daily spend and the cost by provider, so that their totals agree. A run
 belongs to the time it was created.
@@ -18,22 +21,17 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
+from typing import Any
 
 from django.db.models import (
-    Avg,
     Count,
     DecimalField,
-    ExpressionWrapper,
-    F,
-    FilteredRelation,
-    FloatField,
     Max,
     Q,
     QuerySet,
     Sum,
-    Value,
 )
-from django.db.models.functions import Cast, Coalesce, NullIf, TruncDate
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from agents.models import Agent
@@ -139,18 +137,18 @@ def dashboard_overview(*, actor: Actor, at: Window) -> Overview:
         .annotate(count=Count("pk"))
         .values_list("status", "count")
     )
-    today = Q(created_at__gte=at.today)
+    # Two queries, each on an index (created_at; status): an OR of the two would scan every run.
     figures = (
         _runs(actor)
-        .filter(today | Q(status=S.RUNNING))
+        .filter(created_at__gte=at.today)
         .aggregate(
-            runs=Count("pk", filter=today),
-            finished=Count("pk", filter=today & Q(status__in=FINISHED)),
-            succeeded=Count("pk", filter=today & Q(status=S.SUCCESS)),
-            cost=Sum("estimated_cost_usd", filter=today, output_field=MONEY),
-            running=Count("pk", filter=Q(status=S.RUNNING)),
+            runs=Count("pk"),
+            finished=Count("pk", filter=Q(status__in=FINISHED)),
+            succeeded=Count("pk", filter=Q(status=S.SUCCESS)),
+            cost=Sum("estimated_cost_usd", output_field=MONEY),
         )
     )
+    figures["running"] = _runs(actor).filter(status=S.RUNNING).count()
     return Overview(
         agents_by_status=[
             StatusCount(value, label, counts.get(value, 0)) for value, label in Agent.Status.choices
@@ -232,7 +230,58 @@ def performance_columns(sort: str) -> list[SortColumn]:
     return columns
 
 
-def agent_performance(*, actor: Actor, at: Window, sort: str = DEFAULT_SORT) -> list[AgentRow]:
+@dataclass(frozen=True)
+class Cell:
+    """The runs of one agent on one UTC day with one provider, within the 30 days."""
+
+    agent_id: Any
+    day: date
+    provider: str
+    runs: int
+    finished: int
+    succeeded: int
+    latency_sum: int
+    latency_count: int
+    cost: Decimal
+
+
+def window_cells(*, actor: Actor, at: Window) -> list[Cell]:
+    """The 30 days' runs grouped by agent, UTC day and provider: one scan of the window, which
+    the performance table, the daily spend and the cost by provider are summed from (a few
+    hundred cells, whatever the number of runs)."""
+    rows = (
+        _runs(actor)
+        .filter(created_at__gte=at.since)
+        .annotate(day=TruncDate("created_at", tzinfo=UTC))
+        .values("agent_id", "day", "llm_provider")
+        .annotate(
+            runs=Count("pk"),
+            finished=Count("pk", filter=Q(status__in=FINISHED)),
+            succeeded=Count("pk", filter=Q(status=S.SUCCESS)),
+            latency_sum=Sum("total_latency_ms"),
+            latency_count=Count("total_latency_ms"),
+            cost=Sum("estimated_cost_usd", output_field=MONEY),
+        )
+    )
+    return [
+        Cell(
+            agent_id=row["agent_id"],
+            day=row["day"],
+            provider=row["llm_provider"],
+            runs=row["runs"],
+            finished=row["finished"],
+            succeeded=row["succeeded"],
+            latency_sum=row["latency_sum"] or 0,
+            latency_count=row["latency_count"],
+            cost=row["cost"] or ZERO,
+        )
+        for row in rows
+    ]
+
+
+def agent_performance(
+    *, actor: Actor, at: Window, sort: str = DEFAULT_SORT, cells: list[Cell] | None = None
+) -> list[AgentRow]:
     """Per agent over the last 30 days: runs created, success rate, average latency of the
     runs that recorded one, total cost. Every agent the actor may see is listed, those
     without runs too, except archived agents without runs. Ordered by ``sort``; agents with
@@ -241,49 +290,41 @@ def agent_performance(*, actor: Actor, at: Window, sort: str = DEFAULT_SORT) -> 
         return []
     sort = performance_sort(sort)
     column = SORTS[sort.removeprefix("-")]
-    recent = Q(recent__status__in=FINISHED)
-    rows = (
-        agent_visible_qs(actor=actor)
-        .order_by()
-        # A join condition, not a WHERE: agents without recent runs keep their row.
-        .annotate(
-            recent=FilteredRelation("executions", condition=Q(executions__created_at__gte=at.since))
+    cells = window_cells(actor=actor, at=at) if cells is None else cells
+    totals: dict[Any, list[Any]] = {}
+    for cell in cells:
+        total = totals.setdefault(cell.agent_id, [0, 0, 0, 0, 0, ZERO])
+        for index, value in enumerate(
+            (cell.runs, cell.finished, cell.succeeded, cell.latency_sum, cell.latency_count)
+        ):
+            total[index] += value
+        total[5] += cell.cost
+    rows = []
+    for agent_id, name, status in (
+        agent_visible_qs(actor=actor).order_by().values_list("pk", "name", "status")
+    ):
+        runs, finished, succeeded, latency_sum, latency_count, cost = totals.get(
+            agent_id, [0, 0, 0, 0, 0, ZERO]
         )
-        .values("name", "status")
-        .annotate(
-            runs=Count("recent"),
-            finished=Count("recent", filter=recent),
-            succeeded=Count("recent", filter=Q(recent__status=S.SUCCESS)),
-            avg_latency_ms=Avg("recent__total_latency_ms"),
-            cost=Coalesce(
-                Sum("recent__estimated_cost_usd", output_field=MONEY),
-                Value(ZERO),
-                output_field=MONEY,
-            ),
-        )
-        .annotate(
-            success_rate=ExpressionWrapper(
-                Cast("succeeded", FloatField()) * 100 / NullIf("finished", 0),
-                output_field=FloatField(),
+        if status == Agent.Status.ARCHIVED and not runs:
+            continue
+        rows.append(
+            AgentRow(
+                name=name,
+                status=status,
+                runs=runs,
+                finished=finished,
+                succeeded=succeeded,
+                avg_latency_ms=latency_sum / latency_count if latency_count else None,
+                cost=cost,
             )
         )
-        .filter(~Q(status=Agent.Status.ARCHIVED) | Q(runs__gt=0))
-    )
-    ordering = (
-        F(column).desc(nulls_last=True) if sort.startswith("-") else F(column).asc(nulls_last=True)
-    )
-    return [
-        AgentRow(
-            name=row["name"],
-            status=row["status"],
-            runs=row["runs"],
-            finished=row["finished"],
-            succeeded=row["succeeded"],
-            avg_latency_ms=row["avg_latency_ms"],
-            cost=row["cost"],
-        )
-        for row in rows.order_by(ordering, "name")
-    ]
+    rows.sort(key=lambda row: row.name)
+    present = [row for row in rows if getattr(row, column) is not None]
+    absent = [row for row in rows if getattr(row, column) is None]
+    # Stable, also reversed: ties stay by name either way.
+    present.sort(key=lambda row: getattr(row, column), reverse=sort.startswith("-"))
+    return present + absent
 
 
 # --- costs ----------------------------------------------------------------------------------
@@ -310,50 +351,37 @@ class DaySpend:
     runs: int
 
 
-def daily_spend(*, actor: Actor, at: Window) -> list[DaySpend]:
+def daily_spend(*, actor: Actor, at: Window, cells: list[Cell] | None = None) -> list[DaySpend]:
     """The cost and number of runs of each UTC day of the 30, oldest first; a day without
     runs is there with zeros."""
-    rows = (
-        _runs(actor)
-        .filter(created_at__gte=at.since)
-        .annotate(day=TruncDate("created_at", tzinfo=UTC))
-        .values("day")
-        .annotate(cost=Sum("estimated_cost_usd", output_field=MONEY), runs=Count("pk"))
-    )
-    found = {row["day"]: row for row in rows}
-    return [
-        DaySpend(
-            day,
-            (found[day]["cost"] or ZERO) if day in found else ZERO,
-            found[day]["runs"] if day in found else 0,
-        )
-        for day in at.days
-    ]
+    cells = window_cells(actor=actor, at=at) if cells is None else cells
+    cost: dict[date, Decimal] = {}
+    runs: dict[date, int] = {}
+    for cell in cells:
+        cost[cell.day] = cost.get(cell.day, ZERO) + cell.cost
+        runs[cell.day] = runs.get(cell.day, 0) + cell.runs
+    return [DaySpend(day, cost.get(day, ZERO), runs.get(day, 0)) for day in at.days]
 
 
 NO_PROVIDER = "(none)"
 
 
-def cost_by_provider(*, actor: Actor, at: Window) -> list[CostItem]:
+def cost_by_provider(
+    *, actor: Actor, at: Window, cells: list[Cell] | None = None
+) -> list[CostItem]:
     """Cost and runs per ``llm_provider`` over the 30 days, costliest first. Runs that
     called no model (refused at the door, external runtimes) are left out unless they
     somehow carry a cost."""
-    rows = (
-        _runs(actor)
-        .filter(created_at__gte=at.since)
-        .values("llm_provider")
-        .annotate(
-            cost=Coalesce(
-                Sum("estimated_cost_usd", output_field=MONEY), Value(ZERO), output_field=MONEY
-            ),
-            runs=Count("pk"),
-        )
-        .order_by("-cost", "llm_provider")
-    )
+    cells = window_cells(actor=actor, at=at) if cells is None else cells
+    cost: dict[str, Decimal] = {}
+    runs: dict[str, int] = {}
+    for cell in cells:
+        cost[cell.provider] = cost.get(cell.provider, ZERO) + cell.cost
+        runs[cell.provider] = runs.get(cell.provider, 0) + cell.runs
     return [
-        CostItem(row["llm_provider"] or NO_PROVIDER, row["cost"], row["runs"])
-        for row in rows
-        if row["llm_provider"] or row["cost"] > 0
+        CostItem(provider or NO_PROVIDER, cost[provider], runs[provider])
+        for provider in sorted(cost, key=lambda name: (-cost[name], name))
+        if provider or cost[provider] > 0
     ]
 
 

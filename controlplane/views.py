@@ -95,7 +95,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             raise PermissionDenied
         return render(request, LIVE_PANELS[panel], context)
     sort = panels.performance_sort(request.GET.get("sort"))
-    performance = panels.agent_performance(actor=actor, at=at, sort=sort)
+    cells = panels.window_cells(actor=actor, at=at)  # one scan of the 30 days, for 3 panels
+    performance = panels.agent_performance(actor=actor, at=at, sort=sort, cells=cells)
     context: dict[str, Any] = {
         "window": at,
         "performance": performance,
@@ -105,8 +106,10 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         context |= {
             "overview": panels.dashboard_overview(actor=actor, at=at),
             "cost_by_agent": charts.hbars(panels.cost_by_agent(performance)),
-            "daily_spend": charts.day_columns(panels.daily_spend(actor=actor, at=at)),
-            "cost_by_provider": charts.hbars(panels.cost_by_provider(actor=actor, at=at)),
+            "daily_spend": charts.day_columns(panels.daily_spend(actor=actor, at=at, cells=cells)),
+            "cost_by_provider": charts.hbars(
+                panels.cost_by_provider(actor=actor, at=at, cells=cells)
+            ),
             "failures": panels.failure_groups(actor=actor, at=at),
             "drops": panels.success_rate_drops(actor=actor, at=at),
             "stats": approval_stats(actor=actor) if may_see_approvals else None,

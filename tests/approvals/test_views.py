@@ -588,8 +588,9 @@ def test_run_page_links_to_the_pending_request(
 
     assert (
         f'Waiting for approval: <a href="/approvals/{waiting.pk}/">execute (medium risk)</a>'
-        in page
+        ", expires in <time" in page
     )
+    assert re.search(r"data-expires>(23\shours|1\sday)", page), page  # the policy's 24 h
 
 
 def test_run_page_without_a_wait_says_nothing_of_approvals(
