@@ -17,6 +17,7 @@ from django.utils.html import format_html
 from approvals import selectors, services
 from approvals.models import ApprovalDecision, ApprovalRequest
 from controlplane.access import actor_from_request, can
+from controlplane.admin import ReadOnlyAdmin
 from controlplane.errors import ServiceError
 from executions.admin import ReadOnlyInline
 
@@ -170,7 +171,7 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
 
 
 @admin.register(ApprovalDecision)
-class ApprovalDecisionAdmin(admin.ModelAdmin):
+class ApprovalDecisionAdmin(ReadOnlyAdmin):
     """Each approver's approve or reject, as recorded (read-only)."""
 
     list_display = ["at", "user_label", "verdict", "request", "notes"]
@@ -187,12 +188,3 @@ class ApprovalDecisionAdmin(admin.ModelAdmin):
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return can(actor_from_request(request), "approvals.view_approvaldecision")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

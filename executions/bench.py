@@ -23,12 +23,11 @@ import redis
 from django.conf import settings
 from django.db.models import Max, Min
 
-from agents import services as agent_services
-from agents.api.serializers import AgentCreateSerializer
 from controlplane import services as core_services
 from controlplane.access import Actor
 from controlplane.bench.harness import (
     Load,
+    active_agent,
     celery_worker,
     free_port,
     json_body,
@@ -45,8 +44,9 @@ WORKER_CONCURRENCY = 32  # the Procfile's default
 
 
 def _agent(actor: Actor, name: str, latency_ms: int) -> Any:
-    serializer = AgentCreateSerializer(
-        data={
+    return active_agent(
+        actor,
+        {
             "name": name,
             "version": "1.0.0",
             "owner_email": "bench@localhost",
@@ -61,15 +61,8 @@ def _agent(actor: Actor, name: str, latency_ms: int) -> Any:
                 "required": ["n"],
             },
             "timeout_seconds": 120,
-        }
+        },
     )
-    serializer.is_valid(raise_exception=True)
-    agent, _ = agent_services.agent_create(actor=actor, data=serializer.validated_data)
-    for _ in range(2):
-        agent_services.agent_version_promote(actor=actor, agent=agent)
-    agent_services.agent_transition(actor=actor, agent=agent, action="activate")
-    agent.refresh_from_db()
-    return agent
 
 
 def _trigger_many(actor: Actor, agent: Any, count: int) -> list[Any]:

@@ -15,13 +15,17 @@ from django.utils.html import format_html
 
 from agents.selectors import agent_visible_qs
 from controlplane.access import actor_from_request, can
+from controlplane.admin import ReadOnlyAdmin
 from controlplane.errors import ServiceError
 from schedules import calendar, services
 from schedules.models import Schedule, ScheduleFire
 
 
 @admin.register(Schedule)
-class ScheduleAdmin(admin.ModelAdmin):
+class ScheduleAdmin(ReadOnlyAdmin):
+    """Added by a cron trigger in a production version, changed by promoting another or by
+    the Pause / Resume actions, removed by deprecating or archiving the agent."""
+
     list_display = [
         "agent",
         "expression",
@@ -79,15 +83,6 @@ class ScheduleAdmin(admin.ModelAdmin):
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return can(actor_from_request(request), "agents.view_agent")
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # a cron trigger in a production version makes one
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # promote a version, or pause/resume (the actions)
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # deprecating or archiving the agent removes its beat entry
-
     def has_pause_permission(self, request: HttpRequest) -> bool:
         return can(actor_from_request(request), "agents.change_agent")
 
@@ -112,7 +107,7 @@ class ScheduleAdmin(admin.ModelAdmin):
 
 
 @admin.register(ScheduleFire)
-class ScheduleFireAdmin(admin.ModelAdmin):
+class ScheduleFireAdmin(ReadOnlyAdmin):
     """What became of each fire (read-only): the run it made, or why none."""
 
     list_display = ["fire_at", "agent", "outcome", "execution", "missed", "late_seconds", "detail"]
@@ -129,12 +124,3 @@ class ScheduleFireAdmin(admin.ModelAdmin):
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return can(actor_from_request(request), "agents.view_agent")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

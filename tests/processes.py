@@ -97,9 +97,7 @@ def celery_beat(env: dict[str, str] | None = None) -> Iterator[Path]:
 def asgi_server(timeout: float = 60) -> Iterator[str]:
     """The Procfile's web server (uvicorn, ASGI: pages and websockets) on the test database;
     yields its base URL."""
-    import http.client
-
-    from controlplane.bench.harness import free_port
+    from controlplane.bench.harness import free_port, wait_for_http
 
     port = free_port()
     log_path = settings.VAR_DIR / f"web-{port}.log"
@@ -111,26 +109,11 @@ def asgi_server(timeout: float = 60) -> Iterator[str]:
             start_new_session=True,
         )  # fmt: skip
         try:
-            deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    connection_ = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                    connection_.request("GET", "/api/v1/health")
-                    if connection_.getresponse().status == 200:
-                        break
-                except OSError:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the web server did not start: {log_path.read_text()}")
-                time.sleep(0.2)
+            if not wait_for_http(port, "/api/v1/health", process, timeout):
+                raise RuntimeError(f"the web server did not start: {log_path.read_text()}")
             yield f"http://127.0.0.1:{port}"
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            _stop(process)
 
 
 @contextmanager
@@ -163,13 +146,18 @@ def _celery(
         try:
             yield process, hostname, log_path
         finally:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
+            _stop(process)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, and SIGKILL to its whole group if it has not ended within 30 s."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 def kill_hard(process: subprocess.Popen[bytes]) -> None:

@@ -222,23 +222,44 @@ def web_server(port: int) -> Iterator[str]:
         "web",
         {"CONTROLPLANE_BENCH_URLS": "1"},
     )
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                connection.request("GET", "/bench/bare")
-                if connection.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            if process.popen.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the benchmark web server did not start (var/bench-web.log)")
-            time.sleep(0.2)
-        yield base
+        if not wait_for_http(port, "/bench/bare", process.popen, timeout=60):
+            raise RuntimeError("the benchmark web server did not start (var/bench-web.log)")
+        yield f"http://127.0.0.1:{port}"
     finally:
         process.stop()
+
+
+def wait_for_http(port: int, path: str, process: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Until ``GET path`` on the local ``port`` answers 200: True; False if ``process`` ended
+    or ``timeout`` seconds passed first."""
+    deadline = time.monotonic() + timeout
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            connection.request("GET", path)
+            if connection.getresponse().status == 200:
+                return True
+        except OSError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def active_agent(actor: Any, payload: dict[str, Any]) -> Any:
+    """An agent made from seed 000's registration ``payload``, its version promoted to
+    production and the agent activated — through the services, as a person would."""
+    from agents import services as agent_services
+    from agents.api.serializers import AgentCreateSerializer
+
+    serializer = AgentCreateSerializer(data=payload)
+    serializer.is_valid(raise_exception=True)
+    agent, _ = agent_services.agent_create(actor=actor, data=serializer.validated_data)
+    for _ in range(2):
+        agent_services.agent_version_promote(actor=actor, agent=agent)
+    agent_services.agent_transition(actor=actor, agent=agent, action="activate")
+    agent.refresh_from_db()
+    return agent
 
 
 # --- load -------------------------------------------------------------------------------------

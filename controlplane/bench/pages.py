@@ -28,15 +28,13 @@ from django.db import connection, transaction
 from django.test import Client
 from django.utils import timezone
 
-from controlplane.bench.harness import metric, percentile
+from controlplane.bench.harness import active_agent, metric, percentile
 
 
 def _setup(rows: int) -> tuple[Any, list[Any], Any]:
     """An operator owning 20 active agents with ``rows`` executions among them."""
     from django.contrib.auth.models import Group, User
 
-    from agents import services as agent_services
-    from agents.api.serializers import AgentCreateSerializer
     from controlplane.access import Actor
     from controlplane.roles import Role
     from executions.models import Execution, ExecutionStep
@@ -46,21 +44,17 @@ def _setup(rows: int) -> tuple[Any, list[Any], Any]:
     actor = Actor(user=user)
     agents = []
     for n in range(20):
-        serializer = AgentCreateSerializer(
-            data={
-                "name": f"bench-{n:02d}",
-                "version": "1.0.0",
-                "owner_email": "operator@localhost",
-                "llm": {"provider": "simulated"},
-            }
+        agents.append(
+            active_agent(
+                actor,
+                {
+                    "name": f"bench-{n:02d}",
+                    "version": "1.0.0",
+                    "owner_email": "operator@localhost",
+                    "llm": {"provider": "simulated"},
+                },
+            )
         )
-        serializer.is_valid(raise_exception=True)
-        agent, _ = agent_services.agent_create(actor=actor, data=serializer.validated_data)
-        for _ in range(2):
-            agent_services.agent_version_promote(actor=actor, agent=agent)
-        agent_services.agent_transition(actor=actor, agent=agent, action="activate")
-        agent.refresh_from_db()
-        agents.append(agent)
     now = timezone.now()
     statuses = ["success"] * 9 + ["failed"]
     batch: list[Execution] = []
