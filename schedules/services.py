@@ -501,14 +501,37 @@ def cron_run_ended(execution: Execution, status: str) -> None:
 class TickReport:
     fired: int = 0
     drained: int = 0
+    adopted: int = 0  # cron agents found without a schedule (data from before schedules)
+
+
+def _adopt_unscheduled(now: datetime) -> int:
+    """Active agents whose production version is cron but that have no schedule — made
+    before this code, or by a path around the agent services — get one now."""
+    missing = Agent.objects.filter(
+        status=Agent.Status.ACTIVE,
+        production_version__config__trigger__type="cron",
+        schedule__isnull=True,
+    ).values_list("pk", flat=True)
+    adopted = 0
+    for agent_id in list(missing[:100]):
+        with transaction.atomic():
+            agent = (
+                Agent.objects.select_for_update(of=("self",))
+                .select_related("production_version")
+                .get(pk=agent_id)
+            )
+            if schedule_sync(actor=SCHEDULER, agent=agent, now=now) is not None:
+                adopted += 1
+    return adopted
 
 
 def schedules_tick(now: datetime | None = None) -> TickReport:
     """The safety net, on beat every ``SCHEDULES_INTERVAL_SECONDS``: schedules whose fire is
     due and not handled (beat's entry lost a tick, a DST edge beat reads differently, beat
-    was down), and queued fires whose blocking run has ended."""
+    was down), queued fires whose blocking run has ended, and cron agents without a
+    schedule yet."""
     now = now or timezone.now()
-    report = TickReport()
+    report = TickReport(adopted=_adopt_unscheduled(now))
     overdue = Schedule.objects.filter(active=True, due_at__lte=now).values_list("pk", flat=True)
     queued = ScheduleFire.objects.filter(outcome=Outcome.QUEUED).values_list("agent_id", flat=True)
     for agent_id in sorted(set(overdue) | set(queued), key=str):

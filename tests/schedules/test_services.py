@@ -375,3 +375,14 @@ def test_an_input_that_the_schema_refuses_is_refused_when_the_version_is_made(
             input={"other": 1},
         )
     assert "trigger.input" in caught.value.detail
+
+
+def test_the_tick_adopts_a_cron_agent_that_has_no_schedule(owner: Any) -> None:
+    agent = cron_agent(owner, "0 9 * * *")
+    # As if the agent predated schedules: no schedule row, no beat entry.
+    PeriodicTask.objects.filter(name__startswith="cron:").delete()
+    Schedule.objects.filter(agent=agent).delete()
+    assert schedules_tick().adopted == 1
+    schedule = Schedule.objects.select_related("periodic_task").get(agent=agent)
+    assert schedule.active and schedule.periodic_task.enabled
+    assert schedules_tick().adopted == 0
