@@ -16,7 +16,6 @@ import logging
 import threading
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
@@ -32,35 +31,62 @@ def group(topic: str) -> str:
 
 
 def publish(topics: list[str], **what: Any) -> None:
-    layer = get_channel_layer()
-    if layer is None:
+    """Hand the message to this process's publisher thread and return at once: the caller
+    (a worker finishing a run, a request) never waits on Redis."""
+    if get_channel_layer() is None:
         return
     message = {
         "type": MESSAGE_TYPE,
         **{k: str(v) if v is not None else None for k, v in what.items()},
     }
-    groups = [group(topic) for topic in topics]
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:  # the usual case: a worker, a request's thread
-        _send(layer, groups, message, what)
-        return
-    # Called from a thread that runs an event loop (async_to_sync cannot run there).
-    sender = threading.Thread(target=_send, args=(layer, groups, message, what))
-    sender.start()
-    sender.join()
+    _PUBLISHER.send([group(topic) for topic in topics], message)
 
 
-def _send(layer: Any, groups: list[str], message: dict[str, Any], what: Any) -> None:
-    try:
-        async_to_sync(_send_all)(layer, groups, message)
-    except Exception:
-        logger.exception("live: could not publish %s to %s", what, groups)
+class _Publisher:
+    """One event loop thread per process that sends the live messages, in order, over the
+    channel layer's connections for that loop (kept open: no connection per message). Started
+    on first use. Best effort: a message still queued when the process exits is lost, and the
+    page's next change or reconnect brings it up to date."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._queue: asyncio.Queue[tuple[list[str], dict[str, Any]]] | None = None
+
+    def send(self, groups: list[str], message: dict[str, Any]) -> None:
+        loop, queue = self._started()
+        loop.call_soon_threadsafe(queue.put_nowait, (groups, message))
+
+    def _started(self) -> tuple[asyncio.AbstractEventLoop, asyncio.Queue[Any]]:
+        with self._lock:
+            if self._loop is None or not self._loop.is_running():
+                ready = threading.Event()
+                threading.Thread(
+                    target=self._run, args=(ready,), name="live-publisher", daemon=True
+                ).start()
+                ready.wait(timeout=5)
+            assert self._loop is not None and self._queue is not None
+            return self._loop, self._queue
+
+    def _run(self, ready: threading.Event) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        self._loop, self._queue = loop, asyncio.Queue()
+        loop.call_soon(ready.set)
+        loop.run_until_complete(self._drain(self._queue))
+
+    async def _drain(self, queue: asyncio.Queue[tuple[list[str], dict[str, Any]]]) -> None:
+        while True:
+            groups, message = await queue.get()
+            try:
+                layer = get_channel_layer()
+                for name in groups:
+                    await layer.group_send(name, message)
+            except Exception:
+                logger.exception("live: could not publish %s to %s", message, groups)
 
 
-async def _send_all(layer: Any, groups: list[str], message: dict[str, Any]) -> None:
-    for name in groups:
-        await layer.group_send(name, message)
+_PUBLISHER = _Publisher()
 
 
 def publish_after_commit(topics: list[str], **what: Any) -> None:
