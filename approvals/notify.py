@@ -22,7 +22,7 @@ from django.urls import reverse
 from approvals.models import ApprovalRequest
 from controlplane.access import Actor
 from controlplane.audit import audit_record
-from controlplane.roles import Role
+from controlplane.roles import admin_emails
 from integrations.net import safe_request
 from integrations.tools.base import ToolError, ToolRefused
 
@@ -56,8 +56,7 @@ def approver_emails(request: ApprovalRequest) -> list[str]:
     if groups:
         emails += users.filter(groups__name__in=groups).values_list("email", flat=True)
     if not request.approvers:
-        admins = users.filter(groups__name=Role.ADMIN) | users.filter(is_superuser=True)
-        emails += admins.values_list("email", flat=True)
+        emails += admin_emails()
     return sorted({email.lower() for email in emails})
 
 

@@ -135,13 +135,13 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
     def _render(self, topic: str) -> tuple[str, str] | None:
         from agents.selectors import agent_get
         from executions.selectors import execution_get, execution_list_for
-        from executions.views import _detail_context
+        from executions.views import detail_context
 
         kind, _, ref = topic.partition(":")
         try:
             if kind == "execution":
                 execution = execution_get(actor=self.actor, pk=ref)
-                context = _detail_context(self.actor, execution)
+                context = detail_context(self.actor, execution)
                 return "execution", render_to_string("executions/_detail.html", context)
             agent = agent_get(actor=self.actor, ref=ref)
         except NotFound:

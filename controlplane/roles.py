@@ -116,3 +116,13 @@ def sync_role_groups(apps: Any) -> None:
         else:
             wanted = [everything[name] for name in ROLE_PERMISSIONS[role] if name in everything]
         group.permissions.add(*wanted)
+
+
+def admin_emails() -> list[str]:
+    """The e-mail addresses of the active admins (the admin role or superusers): who hears
+    about what nobody else was named for."""
+    from django.contrib.auth import get_user_model
+
+    users = get_user_model().objects.filter(is_active=True).exclude(email="")
+    admins = users.filter(models.Q(groups__name=Role.ADMIN) | models.Q(is_superuser=True))
+    return list(admins.values_list("email", flat=True).distinct())

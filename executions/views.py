@@ -45,7 +45,7 @@ def _execution_or_404(actor: Actor, pk: Any) -> Execution:
         raise Http404 from None
 
 
-def _detail_context(actor: Actor, execution: Execution, **extra: Any) -> dict[str, Any]:
+def detail_context(actor: Actor, execution: Execution, **extra: Any) -> dict[str, Any]:
     may_cancel = services.execution_can_cancel(actor, execution)
     return {
         "execution": execution,
@@ -65,7 +65,7 @@ def _detail_context(actor: Actor, execution: Execution, **extra: Any) -> dict[st
 def execution_detail(request: HttpRequest, pk: str) -> HttpResponse:
     actor = actor_from_request(request)
     execution = _execution_or_404(actor, pk)
-    context = _detail_context(actor, execution)
+    context = detail_context(actor, execution)
     return render_page(request, "executions/detail.html", "executions/_detail.html", context)
 
 
@@ -88,7 +88,7 @@ def execution_cancel(request: HttpRequest, pk: str) -> HttpResponse:
         )
     if request.htmx:
         execution = _execution_or_404(actor, pk)
-        context = _detail_context(actor, execution, notice=notice, error=error)
+        context = detail_context(actor, execution, notice=notice, error=error)
         return render(request, "executions/_detail.html", context, status=status)
     if error:
         messages.error(request, error)

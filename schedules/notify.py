@@ -4,14 +4,13 @@ failed runs. By e-mail to the agent's owner and the admins; every send and failu
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.urls import reverse
 
 from agents.models import Agent
 from controlplane.access import Actor
 from controlplane.audit import audit_record
-from controlplane.roles import Role
+from controlplane.roles import admin_emails
 
 NOTIFIER = Actor.for_system("schedule-notifier")
 SUBJECTS = {
@@ -25,9 +24,7 @@ class NotifyFailed(Exception):
 
 
 def recipients(agent: Agent) -> list[str]:
-    users = get_user_model().objects.filter(is_active=True).exclude(email="")
-    admins = users.filter(groups__name=Role.ADMIN) | users.filter(is_superuser=True)
-    emails = [agent.owner_email, *admins.values_list("email", flat=True)]
+    emails = [agent.owner_email, *admin_emails()]
     return sorted({email.lower() for email in emails if email})
 
 
