@@ -101,7 +101,8 @@ def approval_stats(*, actor: Actor, days: int = 30) -> dict[str, Any]:
     wait = ExpressionWrapper(F("decided_at") - F("created_at"), output_field=DurationField())
     # Decided by people: expiry and cancellation are not an approver's wait.
     decided = visible.filter(status__in=[A.APPROVED, A.REJECTED], created_at__gte=since)
-    average = decided.aggregate(average=Avg(wait))["average"]
+    decided_figures = decided.aggregate(count=Count("pk"), average=Avg(wait))
+    average = decided_figures["average"]
     by_approver = (
         ApprovalDecision.objects.filter(request__in=visible.values("pk"), at__gte=since)
         .values("user_label")
@@ -119,7 +120,7 @@ def approval_stats(*, actor: Actor, days: int = 30) -> dict[str, Any]:
         "oldest_pending_seconds": (now - pending["oldest"]).total_seconds()
         if pending["oldest"] is not None
         else None,
-        "decided": decided.count(),
+        "decided": decided_figures["count"],
         "average_wait_seconds": average.total_seconds() if average is not None else None,
         "slowest_approvers": [
             {

@@ -33,6 +33,9 @@ class Actor:
     api_key: APIKey | None = None
     system: str = ""
     _role_perms: set[str] | None = field(default=None, repr=False, compare=False)
+    # Querysets built for this actor, kept for the actor's life (a request, a task): see
+    # ``agents.selectors.agent_visible_qs``.
+    _built: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def for_system(cls, name: str) -> Actor:

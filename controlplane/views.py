@@ -16,7 +16,6 @@ from django.utils.functional import cached_property
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.defaults import page_not_found, permission_denied, server_error
 
-from agents.selectors import agent_visible_qs
 from approvals.selectors import approval_stats
 from controlplane import charts, services
 from controlplane import dashboard as panels
@@ -84,19 +83,21 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     at = panels.window()
     may_see_approvals = can(actor, "approvals.view_approvalrequest")
     panel = request.GET.get("panel")
+    if request.htmx and panel == "approvals":
+        if not may_see_approvals:
+            raise PermissionDenied
+        return render(request, LIVE_PANELS[panel], {"stats": approval_stats(actor=actor)})
+    seen = panels.scope(actor)
     if request.htmx and panel in LIVE_PANELS:
         if panel == "overview":
-            context = {"overview": panels.dashboard_overview(actor=actor, at=at)}
-        elif panel == "failures":
-            context = {"failures": panels.failure_groups(actor=actor, at=at), "window": at}
-        elif may_see_approvals:
-            context = {"stats": approval_stats(actor=actor)}
-        else:
-            raise PermissionDenied
+            context = {"overview": panels.dashboard_overview(scope=seen, at=at)}
+        else:  # failures
+            context = {"failures": panels.failure_groups(scope=seen, at=at), "window": at}
         return render(request, LIVE_PANELS[panel], context)
     sort = panels.performance_sort(request.GET.get("sort"))
-    cells = panels.window_cells(actor=actor, at=at)  # one scan of the 30 days, for 3 panels
-    performance = panels.agent_performance(actor=actor, at=at, sort=sort, cells=cells)
+    summed = panels.days_summed(scope=seen, at=at)
+    cells = panels.window_cells(scope=seen, at=at, days=summed)  # the 30 days, for 3 panels
+    performance = panels.agent_performance(scope=seen, at=at, sort=sort, cells=cells)
     context: dict[str, Any] = {
         "window": at,
         "performance": performance,
@@ -104,16 +105,16 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     }
     if not request.htmx or request.htmx.history_restore_request:
         context |= {
-            "overview": panels.dashboard_overview(actor=actor, at=at),
+            "overview": panels.dashboard_overview(scope=seen, at=at),
             "cost_by_agent": charts.hbars(panels.cost_by_agent(performance)),
-            "daily_spend": charts.day_columns(panels.daily_spend(actor=actor, at=at, cells=cells)),
+            "daily_spend": charts.day_columns(panels.daily_spend(scope=seen, at=at, cells=cells)),
             "cost_by_provider": charts.hbars(
-                panels.cost_by_provider(actor=actor, at=at, cells=cells)
+                panels.cost_by_provider(scope=seen, at=at, cells=cells)
             ),
-            "failures": panels.failure_groups(actor=actor, at=at),
-            "drops": panels.success_rate_drops(actor=actor, at=at),
+            "failures": panels.failure_groups(scope=seen, at=at),
+            "drops": panels.success_rate_drops(scope=seen, at=at, days=summed),
             "stats": approval_stats(actor=actor) if may_see_approvals else None,
-            "attention": schedules_needing_attention(agents=agent_visible_qs(actor=actor)),
+            "attention": schedules_needing_attention(agents=[agent.pk for agent in seen.agents]),
         }
     return render_page(
         request, "controlplane/dashboard.html", "controlplane/_dash_performance.html", context

@@ -239,3 +239,38 @@ class ExecutionLog(models.Model):
 
     def __str__(self) -> str:
         return f"[{self.level}] {self.message[:80]}"
+
+
+class DayRollup(models.Model):
+    """The runs created on one closed UTC day by one agent with one LLM provider, summed
+    (``executions.rollups``): what the dashboard's 30-day panels read instead of the runs."""
+
+    day = models.DateField()
+    agent = models.ForeignKey("agents.Agent", on_delete=models.CASCADE, related_name="+")
+    llm_provider = models.CharField(max_length=50, blank=True)
+    runs = models.PositiveIntegerField()
+    finished = models.PositiveIntegerField()  # succeeded, failed or timed out
+    succeeded = models.PositiveIntegerField()
+    latency_sum = models.BigIntegerField()  # over the runs that recorded a latency
+    latency_count = models.PositiveIntegerField()
+    cost = models.DecimalField(max_digits=20, decimal_places=6)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "agent", "llm_provider"], name="unique_day_rollup"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.agent_id} {self.llm_provider or '-'}: {self.runs} runs"
+
+
+class RolledUpDay(models.Model):
+    """A UTC day whose ``DayRollup`` rows are complete (a day without runs has none)."""
+
+    day = models.DateField(primary_key=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return str(self.day)

@@ -10,6 +10,7 @@ import secrets
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC
 from functools import partial
 from typing import Any
 
@@ -27,6 +28,7 @@ from controlplane.serializers import json_problem
 from executions.events import ExecutionChange, publish_after_commit
 from executions.models import Execution
 from executions.recording import record_external_report
+from executions.rollups import day_start, forget_day
 
 S = Execution.Status
 
@@ -91,6 +93,8 @@ def execution_transition(
         for name, value in values.items():
             setattr(execution, name, value)
         execution.save(update_fields=["status", "updated_at", *values])
+        if execution.created_at < day_start(timezone.now().astimezone(UTC).date()):
+            forget_day(execution.created_at)  # the dashboard's sums of a closed day
         after: dict[str, Any] = {"status": to, "attempt": execution.attempt}
         if reason:
             after["reason"] = reason

@@ -34,7 +34,7 @@ from controlplane import charts
 from controlplane import dashboard as panels
 from controlplane.access import Actor
 from controlplane.templatetags.console import latency, pct, usd
-from executions.models import Execution
+from executions.models import Execution, RolledUpDay
 from schedules.services import schedule_pause
 from tests import factories
 from tests.browser import log_in
@@ -226,7 +226,7 @@ def test_overview_counts_agents_by_status_runs_today_their_success_rate_and_cost
     run(alpha, at=NOW - timedelta(days=2), status=S.RUNNING)  # running now, started before
     run(gamma, at=NOW - timedelta(hours=1), cost="100", status=S.RUNNING)  # not alice's
 
-    overview = panels.dashboard_overview(actor=as_actor(owner), at=AT)
+    overview = panels.dashboard_overview(scope=panels.scope(as_actor(owner)), at=AT)
 
     assert {item.status: item.count for item in overview.agents_by_status} == {
         "draft": 1,
@@ -258,7 +258,7 @@ def test_performance_is_per_agent_over_the_30_days_with_idle_agents_and_no_archi
     run(alpha, at=AT.since - timedelta(seconds=1), cost="5", latency_ms=9000)  # too old
     run(gamma, at=NOW, cost="7")
 
-    rows = panels.agent_performance(actor=as_actor(owner), at=AT)
+    rows = panels.agent_performance(scope=panels.scope(as_actor(owner)), at=AT)
 
     assert [row.name for row in rows] == ["alpha", "beta"]
     alpha_row, beta_row = rows
@@ -274,7 +274,7 @@ def test_an_archived_agent_with_recent_runs_keeps_its_row(owner: User, alpha: Ag
     run(alpha, at=NOW, cost="1")
     agent_services.agent_transition(actor=as_actor(owner), agent=alpha, action="archive")
 
-    rows = panels.agent_performance(actor=as_actor(owner), at=AT)
+    rows = panels.agent_performance(scope=panels.scope(as_actor(owner)), at=AT)
 
     assert [(row.name, row.status, row.cost) for row in rows] == [
         ("alpha", "archived", Decimal("1"))
@@ -419,7 +419,7 @@ def spending(owner: User, alpha: Agent, beta: Agent, gamma: Agent) -> None:
 
 
 def test_daily_spend_has_every_day_of_the_30_zeros_included(owner: User, spending: None) -> None:
-    days = panels.daily_spend(actor=as_actor(owner), at=AT)
+    days = panels.daily_spend(scope=panels.scope(as_actor(owner)), at=AT)
 
     assert len(days) == 30
     assert (days[0].day, days[-1].day) == (date(2026, 2, 14), date(2026, 3, 15))
@@ -437,11 +437,11 @@ def test_daily_spend_has_every_day_of_the_30_zeros_included(owner: User, spendin
 def test_cost_by_provider_and_by_agent_add_up_to_the_daily_spend(
     owner: User, spending: None
 ) -> None:
-    actor = as_actor(owner)
+    seen = panels.scope(as_actor(owner))
 
-    providers = panels.cost_by_provider(actor=actor, at=AT)
-    agents = panels.cost_by_agent(panels.agent_performance(actor=actor, at=AT))
-    daily = panels.daily_spend(actor=actor, at=AT)
+    providers = panels.cost_by_provider(scope=seen, at=AT)
+    agents = panels.cost_by_agent(panels.agent_performance(scope=seen, at=AT))
+    daily = panels.daily_spend(scope=seen, at=AT)
 
     assert [(item.label, item.cost, item.runs) for item in providers] == [
         ("anthropic", Decimal("3.00"), 2),
@@ -539,7 +539,7 @@ def test_failures_of_the_last_24_hours_are_grouped_by_error_type(
     run(alpha, at=NOW, status=S.BLOCKED, error_type="policy_deny")  # refused, not failed
     run(gamma, at=NOW, status=S.FAILED, error_type="llm_timeout")  # not alice's
 
-    groups = panels.failure_groups(actor=as_actor(owner), at=AT)
+    groups = panels.failure_groups(scope=panels.scope(as_actor(owner)), at=AT)
 
     assert [(g.error_type, g.runs, g.agents) for g in groups] == [
         ("llm_timeout", 3, 2),
@@ -610,7 +610,7 @@ def test_a_drop_of_20_points_over_5_runs_is_listed_and_less_is_not(owner: User) 
     runs_of(agents["steady"], at=baseline, succeeded=1, failed=1)
     runs_of(agents["steady"], at=recent, succeeded=2, failed=3)
 
-    drops = panels.success_rate_drops(actor=as_actor(owner), at=AT)
+    drops = panels.success_rate_drops(scope=panels.scope(as_actor(owner)), at=AT)
 
     assert [drop.name for drop in drops] == ["fell"]
     (fell,) = drops
@@ -733,8 +733,12 @@ def dataset(owner: User, agents: int, runs: int) -> None:
 
 
 # The page's queries whatever the data: session, user, the user's groups and permissions,
-# the visible agents' permission check, one per panel, the approvals' and schedules' own.
-QUERY_BOUND = 20
+# the visible agents' permission check, one per panel (two for the 30 days: the closed days'
+# sums and today's runs, and which days are summed), the approvals' and schedules' own.
+QUERY_BOUND = 21
+# The first page to need a closed day sums it: which days have open runs, their sums, the
+# inserts (in a savepoint).
+SUMMING = 6
 
 
 @pytest.mark.parametrize(("agents", "runs"), [(5, 50), (30, 600)])
@@ -744,10 +748,15 @@ def test_the_page_costs_the_same_queries_for_5_agents_or_30(
     dataset(owner, agents, runs)
     client.force_login(owner)
 
+    with django_assert_max_num_queries(QUERY_BOUND + SUMMING):
+        first = client.get("/dashboard/", {"sort": "-cost"})
+    assert RolledUpDay.objects.exists()  # days were summed: the next page reads their sums
     with django_assert_max_num_queries(QUERY_BOUND):
         response = client.get("/dashboard/", {"sort": "-cost"})
 
     assert response.status_code == 200
+    for panel in ("agent-performance", "costs"):  # the same from the sums (costs: the charts)
+        assert section(response, panel) == section(first, panel)
     assert len(table_agents(response)) == agents + 1  # and the cron agent
     overview = section(response, "overview")
     assert re.search(

@@ -1,0 +1,147 @@
+"""Closed days' runs, summed: what the dashboard's 30-day panels read instead of the runs.
+
+A UTC day is summed — a ``DayRollup`` row per agent and LLM provider, and a
+``RolledUpDay`` saying the day is complete — once it has been over for ``SETTLE`` and
+every run created on it has ended. A run that has ended no longer changes, so the sums
+hold; today and any day not summed are read from the runs themselves, and the two add up
+to the same figures (tested on the same runs both ways).
+
+The first reader that needs a day sums it (``summed_days``); two readers racing insert
+the same rows, and the second's are ignored. Should a run created on a summed day move all
+the same (one whose creating transaction committed after the day was summed),
+``execution_transition`` forgets the day (``forget_day``) and the next reader sums it
+again. Runs are created at the time they are created: data loaded with older
+``created_at`` values after a day was summed needs ``forget_day`` (or
+``DayRollup``/``RolledUpDay`` emptied) to be counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Count, DecimalField, Q, QuerySet, Sum
+from django.db.models.functions import TruncDate
+
+from executions.models import DayRollup, Execution, RolledUpDay
+
+S = Execution.Status
+FINISHED = (S.SUCCESS, S.FAILED, S.TIMED_OUT)  # ran to an outcome of their own
+OPEN = tuple(status for status in S.values if status not in Execution.TERMINAL)
+SETTLE = timedelta(hours=1)
+# The column holds 12 digits; a sum over days of runs may need more, and Django fails to
+# fit an aggregate into a field too small for it.
+MONEY = DecimalField(max_digits=20, decimal_places=6)
+SUMS = ("runs", "finished", "succeeded", "latency_sum", "latency_count", "cost")
+
+
+def day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def _ranges(days: Iterable[date]) -> list[tuple[datetime, datetime]]:
+    """``days`` as ranges of instants, consecutive days making one range."""
+    ranges: list[list[date]] = []
+    for day in sorted(set(days)):
+        if ranges and ranges[-1][1] == day:
+            ranges[-1][1] = day + timedelta(days=1)
+        else:
+            ranges.append([day, day + timedelta(days=1)])
+    return [(day_start(first), day_start(end)) for first, end in ranges]
+
+
+def days_q(days: Iterable[date]) -> Q:
+    """Runs created on any of ``days``, as ranges of ``created_at`` that the database reads
+    from the index."""
+    q = Q(pk__in=[])
+    for start, end in _ranges(days):
+        q |= Q(created_at__gte=start, created_at__lt=end)
+    return q
+
+
+def since_except_q(since: datetime, days: Iterable[date]) -> Q:
+    """Runs created at ``since`` or later, except on ``days`` (read from their sums), as
+    ranges of ``created_at``."""
+    q = Q(pk__in=[])
+    for start, end in _ranges(days):
+        if start > since:
+            q |= Q(created_at__gte=since, created_at__lt=start)
+        since = max(since, end)
+    return q | Q(created_at__gte=since)
+
+
+def day_sums(runs: QuerySet[Execution]) -> QuerySet[Any]:
+    """``runs`` grouped by agent, UTC day of creation and provider, with the figures a
+    ``DayRollup`` holds (``cost`` None when no run had one, ``latency_sum`` None when none
+    recorded a latency)."""
+    return (
+        runs.order_by()  # the default ordering would join the GROUP BY and split the groups
+        .annotate(day=TruncDate("created_at", tzinfo=UTC))
+        .values("agent_id", "day", "llm_provider")
+        .annotate(
+            runs=Count("pk"),
+            finished=Count("pk", filter=Q(status__in=FINISHED)),
+            succeeded=Count("pk", filter=Q(status=S.SUCCESS)),
+            latency_sum=Sum("total_latency_ms"),
+            latency_count=Count("total_latency_ms"),
+            cost=Sum("estimated_cost_usd", output_field=MONEY),
+        )
+    )
+
+
+def summed_days(days: Iterable[date], *, now: datetime) -> set[date]:
+    """Of ``days``, those whose ``DayRollup`` rows are complete: summed before, or summed
+    now if the day has settled and none of its runs is still open."""
+    settled = [day for day in set(days) if day_start(day) + timedelta(days=1) + SETTLE <= now]
+    if not settled:
+        return set()
+    done = set(RolledUpDay.objects.filter(day__in=settled).values_list("day", flat=True))
+    missing = [day for day in settled if day not in done]
+    return done | _sum(missing) if missing else done
+
+
+def _sum(days: list[date]) -> set[date]:
+    """Sums the days of ``days`` none of whose runs is open; returns them."""
+    open_days = set(
+        Execution.objects.filter(days_q(days), status__in=OPEN)
+        .order_by()
+        .annotate(day=TruncDate("created_at", tzinfo=UTC))
+        .values_list("day", flat=True)
+        .distinct()
+    )
+    ready = [day for day in days if day not in open_days]
+    if not ready:
+        return set()
+    rows = [
+        DayRollup(
+            day=row["day"],
+            agent_id=row["agent_id"],
+            llm_provider=row["llm_provider"],
+            runs=row["runs"],
+            finished=row["finished"],
+            succeeded=row["succeeded"],
+            latency_sum=row["latency_sum"] or 0,
+            latency_count=row["latency_count"],
+            cost=row["cost"] or 0,
+        )
+        for row in day_sums(Execution.objects.filter(days_q(ready)))
+    ]
+    # In one order for every reader: a reader inserting a row another reader inserted and
+    # has not committed yet waits for it, and two readers going in different orders would
+    # each wait for the other.
+    rows.sort(key=lambda row: (row.day, str(row.agent_id), row.llm_provider))
+    with transaction.atomic():
+        DayRollup.objects.bulk_create(rows, ignore_conflicts=True)
+        RolledUpDay.objects.bulk_create(
+            [RolledUpDay(day=day) for day in sorted(ready)], ignore_conflicts=True
+        )
+    return set(ready)
+
+
+def forget_day(created_at: datetime) -> None:
+    """Drops the sums of the day a run was created on (in the caller's transaction)."""
+    day = created_at.astimezone(UTC).date()
+    RolledUpDay.objects.filter(day=day).delete()
+    DayRollup.objects.filter(day=day).delete()
