@@ -95,14 +95,16 @@ def approval_stats(*, actor: Actor, days: int = 30) -> dict[str, Any]:
     visible = approval_visible_qs(actor=actor)
     now = timezone.now()
     since = now - timedelta(days=days)
-    pending = visible.filter(status=A.PENDING).aggregate(
-        count=Count("pk"), oldest=Min("created_at")
-    )
     wait = ExpressionWrapper(F("decided_at") - F("created_at"), output_field=DurationField())
+    pending = Q(status=A.PENDING)
     # Decided by people: expiry and cancellation are not an approver's wait.
-    decided = visible.filter(status__in=[A.APPROVED, A.REJECTED], created_at__gte=since)
-    decided_figures = decided.aggregate(count=Count("pk"), average=Avg(wait))
-    average = decided_figures["average"]
+    decided = Q(status__in=[A.APPROVED, A.REJECTED], created_at__gte=since)
+    figures = visible.filter(pending | decided).aggregate(
+        pending=Count("pk", filter=pending),
+        oldest=Min("created_at", filter=pending),
+        decided=Count("pk", filter=decided),
+        average=Avg(wait, filter=decided),
+    )
     by_approver = (
         ApprovalDecision.objects.filter(request__in=visible.values("pk"), at__gte=since)
         .values("user_label")
@@ -115,13 +117,15 @@ def approval_stats(*, actor: Actor, days: int = 30) -> dict[str, Any]:
         .order_by("-average")[:5]
     )
     return {
-        "pending": pending["count"],
-        "oldest_pending_at": pending["oldest"],
-        "oldest_pending_seconds": (now - pending["oldest"]).total_seconds()
-        if pending["oldest"] is not None
+        "pending": figures["pending"],
+        "oldest_pending_at": figures["oldest"],
+        "oldest_pending_seconds": (now - figures["oldest"]).total_seconds()
+        if figures["oldest"] is not None
         else None,
-        "decided": decided_figures["count"],
-        "average_wait_seconds": average.total_seconds() if average is not None else None,
+        "decided": figures["decided"],
+        "average_wait_seconds": figures["average"].total_seconds()
+        if figures["average"] is not None
+        else None,
         "slowest_approvers": [
             {
                 "approver": row["user_label"],

@@ -70,6 +70,11 @@ def hbars(items: list[CostItem]) -> HBarChart:
     )
 
 
+# Day names in English whatever the process's locale (strftime's %a and %b follow it).
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
 @dataclass(frozen=True)
 class Column:
     day: date
@@ -79,6 +84,23 @@ class Column:
     y: str
     width: str
     height: str
+
+    # The day's texts, made here: 60 date filters in the template cost more than the rest
+    # of the chart.
+    @property
+    def name(self) -> str:
+        """Sat Mar 14"""
+        return f"{WEEKDAYS[self.day.weekday()]} {MONTHS[self.day.month - 1]} {self.day.day}"
+
+    @property
+    def iso(self) -> str:
+        """2026-03-14"""
+        return self.day.isoformat()
+
+    @property
+    def dated(self) -> str:
+        """Sat 2026-03-14"""
+        return f"{WEEKDAYS[self.day.weekday()]} {self.day.isoformat()}"
 
 
 @dataclass(frozen=True)
