@@ -9,7 +9,8 @@ source of truth, the broker only a doorbell, so anything the broker lost is foun
 - running runs whose worker stopped heart-beating are queued again for their next attempt
   (which resumes from the checkpoint), or failed with "worker lost" after the last attempt;
 - running runs past their deadline (an n8n workflow that never reported, a stuck worker)
-  are timed out.
+  are timed out;
+- the closed days the dashboard reads are summed once ready (``executions.rollups``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from django.utils import timezone
 
 from controlplane.access import Actor
 from executions.models import Execution
+from executions.rollups import sum_recent_days
 from executions.services import (
     OUTCOME_STATUS,
     decide_again,
@@ -43,6 +45,7 @@ class SweepReport:
     reaped: int = 0
     failed_lost: int = 0
     timed_out: int = 0
+    summed_days: int = 0
 
 
 CLAIM_LEASE = timedelta(seconds=60)  # a run being decided again is left alone this long
@@ -200,4 +203,5 @@ def sweep() -> SweepReport:
             reason="deadline",
         )
         report.timed_out += timed_out is not None
+    report.summed_days = sum_recent_days(now=now)
     return report

@@ -6,7 +6,8 @@ every run created on it has ended. A run that has ended no longer changes, so th
 hold; today and any day not summed are read from the runs themselves, and the two add up
 to the same figures (tested on the same runs both ways).
 
-The first reader that needs a day sums it (``summed_days``); two readers racing insert
+The maintenance sweep sums the last 30 days as they become ready (``sum_recent_days``),
+and a reader that needs a day not summed yet sums it (``summed_days``); two racing insert
 the same rows, and the second's are ignored. Should a run created on a summed day move all
 the same (one whose creating transaction committed after the day was summed),
 ``execution_transition`` forgets the day (``forget_day``) and the next reader sums it
@@ -94,12 +95,26 @@ def day_sums(runs: QuerySet[Execution]) -> QuerySet[Any]:
 def summed_days(days: Iterable[date], *, now: datetime) -> set[date]:
     """Of ``days``, those whose ``DayRollup`` rows are complete: summed before, or summed
     now if the day has settled and none of its runs is still open."""
+    done, summed_now = _summed(days, now=now)
+    return done | summed_now
+
+
+def sum_recent_days(*, now: datetime, days: int = 30) -> int:
+    """The maintenance sweep's part: sums the days of the last ``days`` that are ready, so
+    that no page has to; returns how many it summed."""
+    today = now.astimezone(UTC).date()
+    _, summed_now = _summed((today - timedelta(days=n) for n in range(1, days + 1)), now=now)
+    return len(summed_now)
+
+
+def _summed(days: Iterable[date], *, now: datetime) -> tuple[set[date], set[date]]:
+    """Of ``days``: those summed before, and those summed now."""
     settled = [day for day in set(days) if day_start(day) + timedelta(days=1) + SETTLE <= now]
     if not settled:
-        return set()
+        return set(), set()
     done = set(RolledUpDay.objects.filter(day__in=settled).values_list("day", flat=True))
     missing = [day for day in settled if day not in done]
-    return done | _sum(missing) if missing else done
+    return done, _sum(missing) if missing else set()
 
 
 def _sum(days: list[date]) -> set[date]:

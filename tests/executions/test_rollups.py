@@ -14,13 +14,16 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from django.db import connection  # noqa: F401 - read by the skipif condition
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from agents.models import Agent
 from controlplane import dashboard as panels
 from controlplane.access import Actor
+from executions.maintenance import sweep
 from executions.models import DayRollup, Execution, RolledUpDay
-from executions.rollups import SETTLE, summed_days
+from executions.rollups import SETTLE, day_start, summed_days
 from executions.selectors import execution_list_for
 from executions.services import execution_transition
 from tests import factories
@@ -206,6 +209,33 @@ def test_a_run_of_a_summed_day_that_moves_all_the_same_makes_the_day_summed_agai
     assert summed() == set(AT.days) - {TODAY, day}  # the other days kept
     assert cells(admin) == expected(admin)  # the run counted, as a success
     assert day in summed()
+
+
+@pytest.mark.django_db
+def test_the_sweep_sums_the_ready_days_of_the_last_30_so_that_no_page_has_to(
+    agents: list[Agent], admin_user: User
+) -> None:
+    now = timezone.now()
+    today = now.astimezone(UTC).date()
+    for back in (2, 3, 40):
+        run(agents[0], now - timedelta(days=back), S.SUCCESS, n=back)
+    waiting = run(agents[1], now - timedelta(days=3), S.PENDING_APPROVAL)
+
+    report = sweep()
+
+    ready = {today - timedelta(days=n) for n in range(1, 31)} - {today - timedelta(days=3)}
+    if now < day_start(today) + SETTLE:  # just after midnight: yesterday has not settled
+        ready.discard(today - timedelta(days=1))
+    assert summed() == ready  # not the day with a run waiting, nor one older than 30 days
+    assert report.summed_days == len(ready)
+    assert sweep().summed_days == 0  # nothing left to sum
+    execution_transition(execution_id=waiting.pk, to=S.EXPIRED)
+    assert sweep().summed_days == 1
+    window = panels.window(now)
+    seen = panels.scope(Actor(user=admin_user))
+    with CaptureQueriesContext(connection) as queries:
+        panels.window_cells(scope=seen, at=window)
+    assert not any("INSERT" in query["sql"] for query in queries.captured_queries)
 
 
 @pytest.mark.django_db(transaction=True)
