@@ -52,13 +52,17 @@ def _annotated() -> QuerySet[ApprovalRequest]:
     return ApprovalRequest.objects.annotate(approvers_text=Cast("approvers", TextField()))
 
 
-def approval_visible_qs(*, actor: Actor) -> QuerySet[ApprovalRequest]:
+def approval_visible_qs(*, actor: Actor, agents: Any = None) -> QuerySet[ApprovalRequest]:
+    """``agents``: the agents the actor may see (ids, or a query of them) when the caller
+    has read them already; by default, read here."""
     if not can(actor, "approvals.view_approvalrequest"):
         return ApprovalRequest.objects.none()
     rows = _annotated()
     if is_admin(actor.user):
         return rows
-    return rows.filter(Q(agent__in=agent_visible_qs(actor=actor)) | assigned_q(actor.user))
+    if agents is None:
+        agents = agent_visible_qs(actor=actor)
+    return rows.filter(Q(agent__in=agents) | assigned_q(actor.user))
 
 
 def approval_list(*, actor: Actor) -> QuerySet[ApprovalRequest]:
@@ -87,12 +91,12 @@ def approval_get(*, actor: Actor, pk: Any) -> ApprovalRequest:
         raise NotFound("No such approval request.") from None
 
 
-def approval_stats(*, actor: Actor, days: int = 30) -> dict[str, Any]:
+def approval_stats(*, actor: Actor, days: int = 30, agents: Any = None) -> dict[str, Any]:
     """The dashboard's approval figures over what the actor may see: pending now and how
     long the oldest of them has waited, the average wait of requests people approved or
     rejected, and the slowest approvers (average time from request to their decision) over
-    the last ``days``."""
-    visible = approval_visible_qs(actor=actor)
+    the last ``days``. ``agents`` as for ``approval_visible_qs``."""
+    visible = approval_visible_qs(actor=actor, agents=agents)
     now = timezone.now()
     since = now - timedelta(days=days)
     wait = ExpressionWrapper(F("decided_at") - F("created_at"), output_field=DurationField())

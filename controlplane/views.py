@@ -105,7 +105,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     }
     if not request.htmx or request.htmx.history_restore_request:
         context |= {
-            "overview": panels.dashboard_overview(scope=seen, at=at),
+            "overview": panels.dashboard_overview(scope=seen, at=at, cells=cells),
             "cost_by_agent": charts.hbars(panels.cost_by_agent(performance)),
             "daily_spend": charts.day_columns(panels.daily_spend(scope=seen, at=at, cells=cells)),
             "cost_by_provider": charts.hbars(
@@ -113,7 +113,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             ),
             "failures": panels.failure_groups(scope=seen, at=at),
             "drops": panels.success_rate_drops(scope=seen, at=at, days=summed),
-            "stats": approval_stats(actor=actor) if may_see_approvals else None,
+            "stats": approval_stats(actor=actor, agents=seen.agent_ids())
+            if may_see_approvals
+            else None,
             "attention": schedules_needing_attention(agents=[agent.pk for agent in seen.agents]),
         }
     return render_page(

@@ -129,6 +129,13 @@ def test_the_closed_days_are_summed_once_and_read_back_as_the_runs_add_up(
     rows = DayRollup.objects.count()
 
     assert cells(admin) == want  # read back from the sums
+    seen = panels.scope(admin)
+    overview = panels.dashboard_overview(scope=seen, at=AT)  # today's runs, read again
+    assert overview.runs_today > 0
+    assert (
+        panels.dashboard_overview(scope=seen, at=AT, cells=panels.window_cells(scope=seen, at=AT))
+        == overview
+    )
     assert DayRollup.objects.count() == rows  # not summed again
     # each user, their agents' share of the same sums
     for user in (owner, outsider):
