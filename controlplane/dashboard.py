@@ -491,29 +491,32 @@ class Drop:
         return float(self.drop)
 
 
-def success_rate_drops(*, scope: Scope, at: Window, days: set[date] | None = None) -> list[Drop]:
+def success_rate_drops(
+    *,
+    scope: Scope,
+    at: Window,
+    days: set[date] | None = None,
+    cells: list[Cell] | None = None,
+) -> list[Drop]:
     """Agents whose success rate over the last 24 h is at least 20 points under their rate
     over the 7 days before, with at least 5 finished runs in the last 24 h and at least one
     in the 7 days before; the largest drop first. The whole UTC days of the 7 that are
-    summed (``days``, default ``days_summed``) are read from their sums, the rest of the 8 days
-    from the runs."""
+    summed (``days``, default ``days_summed``) are taken from the window's ``cells`` (read
+    if not given), the rest of the 8 days from the runs."""
     start = at.day_ago - timedelta(days=BASELINE_DAYS)
-    summed = [
+    days = days_summed(scope=scope, at=at) if days is None else days
+    summed = {
         day
-        for day in (days_summed(scope=scope, at=at) if days is None else days)
+        for day in days
         if day_start(day) >= start and day_start(day + timedelta(days=1)) <= at.day_ago
-    ]
+    }
     # per agent: recent finished, recent succeeded, baseline finished, baseline succeeded
     totals: dict[Any, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     if summed:
-        baseline = (
-            scope.rows(DayRollup.objects.filter(day__in=summed))
-            .values("agent_id")
-            .annotate(finished=Sum("finished"), succeeded=Sum("succeeded"))
-            .values_list("agent_id", "finished", "succeeded")
-        )
-        for agent_id, finished, succeeded in baseline:
-            totals[agent_id][2:] = [finished, succeeded]
+        for cell in window_cells(scope=scope, at=at, days=days) if cells is None else cells:
+            if cell.day in summed:
+                totals[cell.agent_id][2] += cell.finished
+                totals[cell.agent_id][3] += cell.succeeded
     recent = Q(created_at__gte=at.day_ago)
     success = Q(status=S.SUCCESS)
     rows = (

@@ -112,7 +112,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
                 panels.cost_by_provider(scope=seen, at=at, cells=cells)
             ),
             "failures": panels.failure_groups(scope=seen, at=at),
-            "drops": panels.success_rate_drops(scope=seen, at=at, days=summed),
+            "drops": panels.success_rate_drops(scope=seen, at=at, days=summed, cells=cells),
             "stats": approval_stats(actor=actor, agents=seen.agent_ids())
             if may_see_approvals
             else None,

@@ -733,9 +733,10 @@ def dataset(owner: User, agents: int, runs: int) -> None:
 
 
 # The page's queries whatever the data: session, user, the user's groups and permissions,
-# the visible agents' permission check, one per panel (two for the 30 days: the closed days'
-# sums and today's runs, and which days are summed), the approvals' and schedules' own.
-QUERY_BOUND = 21
+# guardian's permission lookup, the visible agents, which days are summed, the 30 days (their
+# sums and today's runs; the overview's and the drops' figures come from these too), running
+# now, the failures, the drops' days not summed, the approvals' and schedules' own.
+QUERY_BOUND = 18
 # The first page to need a closed day sums it: which days have open runs, their sums, the
 # inserts (in a savepoint).
 SUMMING = 6
