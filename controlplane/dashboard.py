@@ -1,15 +1,16 @@
 """The monitoring dashboard's figures (seed 000, "Monitoring Dashboard Spec"), over the
 agents and runs the actor may see.
 
-The page costs the same number of queries whatever the number of agents and runs: the 30-day
+The page costs the same number of queries whatever the number of agents and runs. The
+viewer's agents are read once (``scope``) and every panel filters by them. The 30-day
 panels (performance, cost by agent, daily spend, cost by provider) are summed from the
-window's runs grouped by agent, day and provider (``window_cells``) — the closed days' sums
-kept by ``executions.rollups``, today's from its runs; the overview, the
-failures and the drops are small aggregates over today, the last 24 h and the last 8 days,
-each on the ``created_at`` or ``status`` index. Days are UTC days; "the last 30 days" is
-today and the 29 UTC days before it, the same window for the performance table, the cost
-by agent, the daily spend and the cost by provider, so that their totals agree. A run
-belongs to the time it was created.
+window's runs grouped by agent, day and provider (``window_cells``): the closed days from
+the sums ``executions.rollups`` keeps, today from its runs; today's overview figures and the
+drops' whole baseline days come from the same cells. The rest — running now, the failures,
+the drops' last 24 h and partial days — are small aggregates on the ``created_at`` or
+``status`` index. Days are UTC days; "the last 30 days" is today and the 29 UTC days before
+it, the same window for the performance table, the cost by agent, the daily spend and the
+cost by provider, so that their totals agree. A run belongs to the time it was created.
 
 A success rate is over the runs that ran to an outcome of their own — succeeded, failed or
 timed out. Runs refused at the door (blocked, rate limited), cancelled, expired or not

@@ -96,7 +96,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         return render(request, LIVE_PANELS[panel], context)
     sort = panels.performance_sort(request.GET.get("sort"))
     summed = panels.days_summed(scope=seen, at=at)
-    cells = panels.window_cells(scope=seen, at=at, days=summed)  # the 30 days, for 3 panels
+    cells = panels.window_cells(scope=seen, at=at, days=summed)  # the 30 days, for 5 panels
     performance = panels.agent_performance(scope=seen, at=at, sort=sort, cells=cells)
     context: dict[str, Any] = {
         "window": at,
