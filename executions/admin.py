@@ -1,6 +1,7 @@
 """Runs in the Django admin: read-only (a status is never edited by hand), limited to the
 runs of agents the user may see, with a cancel action that calls
-``executions.services.execution_cancel``."""
+``executions.services.execution_cancel``; and, for admins, the days the dashboard reads from
+their sums."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ import uuid
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db.models import Q, QuerySet
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Sum
 from django.http import HttpRequest
 
-from controlplane.access import actor_from_request, can
+from controlplane.access import actor_from_request, actor_is_admin, can
+from controlplane.admin import ReadOnlyAdmin
 from controlplane.errors import ServiceError
-from executions import selectors, services
-from executions.models import Execution, ExecutionAction, ExecutionStep
+from executions import rollups, selectors, services
+from executions.models import DayRollup, Execution, ExecutionAction, ExecutionStep, RolledUpDay
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -207,3 +209,54 @@ class ExecutionAdmin(admin.ModelAdmin):
                     f"{label}: cancel requested; it stops before its next step.",
                     messages.SUCCESS,
                 )
+
+
+@admin.register(RolledUpDay)
+class RolledUpDayAdmin(ReadOnlyAdmin):
+    """The days whose runs the dashboard reads from their sums (``executions.rollups``), for
+    admins; "Sum again" drops a day's sums, after runs were loaded with back-dated
+    ``created_at`` values, say."""
+
+    list_display = ["day", "at", "rows", "runs"]
+    date_hierarchy = "day"
+    ordering = ["-day"]
+    actions = ["sum_again"]
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return actor_is_admin(actor_from_request(request))
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return actor_is_admin(actor_from_request(request))
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[RolledUpDay]:
+        sums = DayRollup.objects.filter(day=OuterRef("day")).order_by().values("day")
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                row_count=Subquery(sums.annotate(n=Count("pk")).values("n")),
+                run_count=Subquery(sums.annotate(n=Sum("runs")).values("n")),
+            )
+        )
+
+    @admin.display(description="rows (agent and provider)")
+    def rows(self, obj: RolledUpDay) -> int:
+        return obj.row_count or 0
+
+    @admin.display(description="runs")
+    def runs(self, obj: RolledUpDay) -> int:
+        return obj.run_count or 0
+
+    @admin.action(description="Sum again (drop these days' sums)")
+    def sum_again(self, request: HttpRequest, queryset: QuerySet[RolledUpDay]) -> None:
+        try:
+            forgotten = rollups.days_forget(
+                actor=actor_from_request(request), days=queryset.values_list("day", flat=True)
+            )
+        except ServiceError as error:
+            self.message_user(request, str(error), messages.ERROR)
+            return
+        self.message_user(
+            request,
+            f"Dropped the sums of {forgotten} day(s); the next page to need them sums them again.",
+        )

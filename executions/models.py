@@ -272,5 +272,8 @@ class RolledUpDay(models.Model):
     day = models.DateField(primary_key=True)
     at = models.DateTimeField(auto_now_add=True)
 
+    class Meta:
+        verbose_name = "summed day"
+
     def __str__(self) -> str:
         return str(self.day)

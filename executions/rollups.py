@@ -11,9 +11,9 @@ and a reader that needs a day not summed yet sums it (``summed_days``); two raci
 the same rows, and the second's are ignored. Should a run created on a summed day move all
 the same (one whose creating transaction committed after the day was summed),
 ``execution_transition`` forgets the day (``forget_day``) and the next reader sums it
-again. Runs are created at the time they are created: data loaded with older
-``created_at`` values after a day was summed needs ``forget_day`` (or
-``DayRollup``/``RolledUpDay`` emptied) to be counted.
+again. Runs are created at the time they are created: runs loaded with older
+``created_at`` values after their day was summed are counted once an admin drops that day's
+sums (``days_forget``: the admin's "Summed days" list, action "Sum again").
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ from django.db import transaction
 from django.db.models import Count, DecimalField, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
+from controlplane.access import Actor, actor_is_admin
+from controlplane.audit import audit_record
+from controlplane.errors import Forbidden
 from executions.models import DayRollup, Execution, RolledUpDay
 
 S = Execution.Status
@@ -157,6 +160,31 @@ def _sum(days: list[date]) -> set[date]:
 
 def forget_day(created_at: datetime) -> None:
     """Drops the sums of the day a run was created on (in the caller's transaction)."""
-    day = created_at.astimezone(UTC).date()
-    RolledUpDay.objects.filter(day=day).delete()
-    DayRollup.objects.filter(day=day).delete()
+    _forget([created_at.astimezone(UTC).date()])
+
+
+def days_forget(*, actor: Actor, days: Iterable[date]) -> int:
+    """Drops the sums of ``days`` for an admin (after runs were loaded with back-dated
+    ``created_at`` values, say): the next reader sums them again. Audited; returns how many
+    of the days were summed."""
+    if not actor_is_admin(actor):
+        raise Forbidden("Only an admin may drop the dashboard's sums.")
+    days = sorted(set(days))
+    if not days:
+        return 0
+    with transaction.atomic():
+        forgotten = _forget(days)
+        audit_record(
+            actor=actor,
+            action="rollup.forget",
+            target_type="rolled_up_day",
+            target_id=f"{days[0]}..{days[-1]}",
+            after={"days": [day.isoformat() for day in days], "summed": forgotten},
+        )
+    return forgotten
+
+
+def _forget(days: list[date]) -> int:
+    forgotten, _ = RolledUpDay.objects.filter(day__in=days).delete()
+    DayRollup.objects.filter(day__in=days).delete()
+    return forgotten

@@ -18,6 +18,9 @@ class Migration(migrations.Migration):
                 ('day', models.DateField(primary_key=True, serialize=False)),
                 ('at', models.DateTimeField(auto_now_add=True)),
             ],
+            options={
+                'verbose_name': 'summed day',
+            },
         ),
         migrations.CreateModel(
             name='DayRollup',
