@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
+from functools import cached_property
 from typing import Any, TypeVar
 
 from django.db.models import (
@@ -70,24 +71,25 @@ def percent(succeeded: int, finished: int) -> float | None:
 
 @dataclass(frozen=True)
 class Window:
-    """The instants the panels count from, taken once per page."""
+    """The instants the panels count from, taken once per page (and worked out once: the
+    cells ask for today hundreds of times)."""
 
     now: datetime
 
-    @property
+    @cached_property
     def today(self) -> datetime:
         return self.now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
-    @property
+    @cached_property
     def since(self) -> datetime:
         """The start of the 30-day window: today's midnight, 29 days back."""
         return self.today - timedelta(days=DAYS - 1)
 
-    @property
+    @cached_property
     def day_ago(self) -> datetime:
         return self.now - timedelta(hours=24)
 
-    @property
+    @cached_property
     def days(self) -> list[date]:
         first = self.since.date()
         return [first + timedelta(days=offset) for offset in range(DAYS)]
