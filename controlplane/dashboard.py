@@ -292,7 +292,7 @@ class Cell:
 
     agent_id: Any
     day: date
-    provider: str
+    llm_provider: str
     runs: int
     finished: int
     succeeded: int
@@ -319,20 +319,7 @@ def window_cells(*, scope: Scope, at: Window, days: set[date] | None = None) -> 
             "agent_id", "day", "llm_provider", *SUMS
         )
     rows += day_sums(scope.runs().filter(since_except_q(at.since, summed)))
-    return [
-        Cell(
-            agent_id=row["agent_id"],
-            day=row["day"],
-            provider=row["llm_provider"],
-            runs=row["runs"],
-            finished=row["finished"],
-            succeeded=row["succeeded"],
-            latency_sum=row["latency_sum"] or 0,
-            latency_count=row["latency_count"],
-            cost=row["cost"] or ZERO,
-        )
-        for row in rows
-    ]
+    return [Cell(**row) for row in rows]
 
 
 def agent_performance(
@@ -430,8 +417,8 @@ def cost_by_provider(
     cost: dict[str, Decimal] = {}
     runs: dict[str, int] = {}
     for cell in cells:
-        cost[cell.provider] = cost.get(cell.provider, ZERO) + cell.cost
-        runs[cell.provider] = runs.get(cell.provider, 0) + cell.runs
+        cost[cell.llm_provider] = cost.get(cell.llm_provider, ZERO) + cell.cost
+        runs[cell.llm_provider] = runs.get(cell.llm_provider, 0) + cell.runs
     return [
         CostItem(provider or NO_PROVIDER, cost[provider], runs[provider])
         for provider in sorted(cost, key=lambda name: (-cost[name], name))

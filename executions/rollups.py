@@ -20,11 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, DecimalField, Q, QuerySet, Sum
-from django.db.models.functions import TruncDate
+from django.db.models import BigIntegerField, Count, DecimalField, Q, QuerySet, Sum, Value
+from django.db.models.functions import Coalesce, TruncDate
 
 from controlplane.access import Actor, actor_is_admin
 from controlplane.audit import audit_record
@@ -77,9 +78,8 @@ def since_except_q(since: datetime, days: Iterable[date]) -> Q:
 
 
 def day_sums(runs: QuerySet[Execution]) -> QuerySet[Any]:
-    """``runs`` grouped by agent, UTC day of creation and provider, with the figures a
-    ``DayRollup`` holds (``cost`` None when no run had one, ``latency_sum`` None when none
-    recorded a latency)."""
+    """``runs`` grouped by agent, UTC day of creation and provider, as rows of the fields
+    of a ``DayRollup`` (the sums 0 when no run had a cost or a latency)."""
     return (
         runs.order_by()  # the default ordering would join the GROUP BY and split the groups
         .annotate(day=TruncDate("created_at", tzinfo=UTC))
@@ -88,9 +88,9 @@ def day_sums(runs: QuerySet[Execution]) -> QuerySet[Any]:
             runs=Count("pk"),
             finished=Count("pk", filter=Q(status__in=FINISHED)),
             succeeded=Count("pk", filter=Q(status=S.SUCCESS)),
-            latency_sum=Sum("total_latency_ms"),
+            latency_sum=Coalesce(Sum("total_latency_ms"), 0, output_field=BigIntegerField()),
             latency_count=Count("total_latency_ms"),
-            cost=Sum("estimated_cost_usd", output_field=MONEY),
+            cost=Coalesce(Sum("estimated_cost_usd"), Value(Decimal(0)), output_field=MONEY),
         )
     )
 
@@ -132,20 +132,7 @@ def _sum(days: list[date]) -> set[date]:
     ready = [day for day in days if day not in open_days]
     if not ready:
         return set()
-    rows = [
-        DayRollup(
-            day=row["day"],
-            agent_id=row["agent_id"],
-            llm_provider=row["llm_provider"],
-            runs=row["runs"],
-            finished=row["finished"],
-            succeeded=row["succeeded"],
-            latency_sum=row["latency_sum"] or 0,
-            latency_count=row["latency_count"],
-            cost=row["cost"] or 0,
-        )
-        for row in day_sums(Execution.objects.filter(days_q(ready)))
-    ]
+    rows = [DayRollup(**row) for row in day_sums(Execution.objects.filter(days_q(ready)))]
     # In one order for every reader: a reader inserting a row another reader inserted and
     # has not committed yet waits for it, and two readers going in different orders would
     # each wait for the other.

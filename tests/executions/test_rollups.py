@@ -88,7 +88,7 @@ def cells(
 ) -> dict[tuple[Any, date, str], tuple[Any, ...]]:
     found: dict[tuple[Any, date, str], tuple[Any, ...]] = {}
     for cell in panels.window_cells(scope=panels.scope(actor), at=AT, days=days):
-        key = (cell.agent_id, cell.day, cell.provider)
+        key = (cell.agent_id, cell.day, cell.llm_provider)
         assert key not in found, f"{key} twice"  # a day read from its sums and its runs
         found[key] = (
             cell.runs,
