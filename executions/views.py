@@ -32,10 +32,26 @@ def execution_list(request: HttpRequest) -> HttpResponse:
         "page": paginate(request, executions),
         "filtered": any(request.GET.get(name) for name in FILTER_FIELDS),
         "agent_names": agent_list(actor=actor).values_list("name", flat=True),
-        "statuses": Execution.Status.choices,
         "sources": Execution.Source.choices,
+        **_status_options(filterset.form["status"].value()),
     }
     return render_page(request, "executions/list.html", "executions/_list_table.html", context)
+
+
+# Statuses asked for together (the dashboard's failure links): one option each.
+STATUS_SETS = [("failed,timed_out", "failed or timed out")]
+
+
+def _status_options(values: list[str] | None) -> dict[str, Any]:
+    """The status select's options and the one selected: each status, the usual sets, and
+    the set asked for in the URL (``?status=a,b``) if it is none of those, so that the
+    select shows what the list is filtered by."""
+    chosen = ",".join(sorted(set(values or [])))
+    options = [*Execution.Status.choices, *STATUS_SETS]
+    valid = set(Execution.Status.values)
+    if chosen and chosen not in dict(options) and set(chosen.split(",")) <= valid:
+        options.append((chosen, chosen.replace(",", " or ")))
+    return {"statuses": options, "status_selected": chosen}
 
 
 def _execution_or_404(actor: Actor, pk: Any) -> Execution:

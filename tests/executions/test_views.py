@@ -1081,6 +1081,35 @@ def test_list_keeps_the_filters_in_the_form(
     assertContains(response, '<option value="runner"></option>')
 
 
+@pytest.mark.parametrize(
+    ("status", "selected", "expected"),
+    [
+        ("cancelled", "cancelled", ["staging"]),
+        # the dashboard's failure links: one option for both
+        ("failed,timed_out", "failed,timed_out", []),
+        ("timed_out,failed", "failed,timed_out", []),
+        # any other set: an option of its own, so that the select shows the filter
+        ("queued,cancelled", "cancelled,queued", ["hooked", "staging", "manual", "old"]),
+        ("sleeping", "", []),  # refused: the error is shown, the select says any
+    ],
+)
+def test_the_status_select_shows_the_statuses_the_list_is_filtered_by(
+    client: Client,
+    owner: Any,
+    history: dict[str, Execution],
+    status: str,
+    selected: str,
+    expected: list[str],
+) -> None:
+    response = login(client, owner).get("/executions/", {"status": status})
+
+    options = controls(response).controls["status"]["options"]
+    assert [option["value"] for option in options if "selected" in option] == (
+        [selected] if selected else []
+    )
+    assert listed(response) == [str(history[name].pk) for name in expected]
+
+
 def test_list_invalid_filter_shows_the_error_and_no_runs(
     client: Client, owner: Any, history: dict[str, Execution]
 ) -> None:
