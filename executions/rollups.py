@@ -172,6 +172,9 @@ def days_forget(*, actor: Actor, days: Iterable[date]) -> int:
 
 
 def _forget(days: list[date]) -> int:
+    """Returns how many of ``days`` were summed; their rows go with them (a day's rows and
+    its marker are written in one transaction, so a day without a marker has no rows)."""
     forgotten, _ = RolledUpDay.objects.filter(day__in=days).delete()
-    DayRollup.objects.filter(day__in=days).delete()
+    if forgotten:
+        DayRollup.objects.filter(day__in=days).delete()
     return forgotten
