@@ -17,9 +17,8 @@ from django.utils.html import format_html
 from approvals import selectors, services
 from approvals.models import ApprovalDecision, ApprovalRequest
 from controlplane.access import actor_from_request, can
-from controlplane.admin import ReadOnlyAdmin
+from controlplane.admin import ReadOnlyAdmin, ReadOnlyInline
 from controlplane.errors import ServiceError
-from executions.admin import ReadOnlyInline
 
 
 class ApprovalDecisionInline(ReadOnlyInline):

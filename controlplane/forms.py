@@ -1,8 +1,41 @@
+"""Form pieces every app's console forms share: JSON typed by a person, a UTC moment."""
+
 from __future__ import annotations
 
+import json
+from datetime import UTC
 from typing import Any
 
 from django import forms
+
+from controlplane.serializers import MAX_JSON_DEPTH, json_problem
+
+JSON_PROBLEMS = {
+    "nul": "Must not contain NUL characters.",
+    "too_deep": f"Must not nest objects and arrays deeper than {MAX_JSON_DEPTH} levels.",
+}
+
+
+def parse_json(text: str) -> Any:
+    """JSON typed by a person: a form error, never an exception, when it is not JSON."""
+    try:
+        value = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise forms.ValidationError(f"Not valid JSON: {exc}", code="json") from None
+    problem = json_problem(value)
+    if problem:
+        raise forms.ValidationError(JSON_PROBLEMS[problem], code=problem)
+    return value
+
+
+class UTCDateTimeField(forms.DateTimeField):
+    """The browser's datetime-local value, taken as UTC, sent as RFC 3339."""
+
+    def clean(self, value: Any) -> Any:
+        moment = super().clean(value)
+        if moment is None:
+            return None
+        return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 class APIKeyForm(forms.Form):

@@ -13,25 +13,10 @@ from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Sum
 from django.http import HttpRequest
 
 from controlplane.access import actor_from_request, actor_is_admin, can
-from controlplane.admin import ReadOnlyAdmin
+from controlplane.admin import ReadOnlyAdmin, ReadOnlyInline
 from controlplane.errors import ServiceError
 from executions import rollups, selectors, services
 from executions.models import DayRollup, Execution, ExecutionAction, ExecutionStep, RolledUpDay
-
-
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-    show_change_link = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class ExecutionStepInline(ReadOnlyInline):

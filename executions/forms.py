@@ -34,28 +34,10 @@ from typing import Any, ClassVar
 from django import forms
 from django.utils import timezone
 
-from controlplane.serializers import MAX_JSON_DEPTH, json_problem
+from controlplane.forms import UTCDateTimeField, parse_json
 
 LONG_TEXT = 200  # a string that may be longer than this gets a textarea
 SAFE_NAME = re.compile(r"[A-Za-z0-9_-]+\Z")
-JSON_PROBLEMS = {
-    "nul": "Must not contain NUL characters.",
-    "too_deep": f"Must not nest objects and arrays deeper than {MAX_JSON_DEPTH} levels.",
-}
-
-
-def parse_json(text: str) -> Any:
-    """JSON typed by a person: a form error, never an exception, when it is not JSON."""
-    try:
-        value = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise forms.ValidationError(f"Not valid JSON: {exc}", code="json") from None
-    problem = json_problem(value)
-    if problem:
-        raise forms.ValidationError(JSON_PROBLEMS[problem], code=problem)
-    return value
-
-
 # --- fields whose cleaned value is the JSON value (None: leave the property out) ------------
 
 
@@ -90,16 +72,6 @@ class NumberField(forms.FloatField):
         if number is not None and number.is_integer() and abs(number) < 2**53:
             return int(number)  # "3" is sent as 3, not 3.0
         return number
-
-
-class DateTimeField(forms.DateTimeField):
-    """The browser's datetime-local value, taken as UTC, sent as RFC 3339."""
-
-    def clean(self, value: Any) -> Any:
-        moment = super().clean(value)
-        if moment is None:
-            return None
-        return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 class DateField(forms.DateField):
@@ -182,7 +154,7 @@ def field_for(schema: dict[str, Any], *, required: bool) -> tuple[forms.Field, A
             text_attrs["minlength"] = schema["minLength"]
         if fmt == "date-time":
             widget = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
-            return DateTimeField(widget=widget, **common), _parsed_moment(default)
+            return UTCDateTimeField(widget=widget, **common), _parsed_moment(default)
         if fmt == "date":
             try:
                 day = date.fromisoformat(default) if isinstance(default, str) else None
@@ -225,7 +197,7 @@ def field_for(schema: dict[str, Any], *, required: bool) -> tuple[forms.Field, A
 
 def _help_text(schema: dict[str, Any], field: forms.Field) -> str:
     parts = [str(schema["description"])] if schema.get("description") else []
-    if isinstance(field, DateTimeField):
+    if isinstance(field, UTCDateTimeField):
         parts.append("In UTC.")
     elif isinstance(field, LinesField):
         parts.append("One per line.")

@@ -21,7 +21,7 @@ from rest_framework.fields import empty
 from agents.config import validate_tag
 from agents.models import Agent
 from controlplane.errors import flatten_errors
-from executions.forms import parse_json
+from controlplane.forms import parse_json
 from integrations.catalog import DESTINATIONS, LLM_PROVIDERS
 from policies.models import Policy
 from policies.rules import (
