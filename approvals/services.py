@@ -39,7 +39,7 @@ from controlplane.access import Actor, actor_is_admin, can
 from controlplane.audit import audit_record
 from controlplane.celery import app as celery_app
 from controlplane.errors import Conflict, Forbidden, Invalid, NotFound
-from controlplane.live import publish_approval_after_commit
+from controlplane.live import ApprovalChanged, publish_after_commit
 from executions.models import Execution, ExecutionStep
 from integrations.catalog import TOOLS
 
@@ -146,7 +146,7 @@ def approval_open(
         },
     )
     notify_after_commit(request.pk, "requested")
-    publish_approval_after_commit(request.pk, request.execution_id, request.agent_id)
+    publish_after_commit(ApprovalChanged(request.pk, request.execution_id, request.agent_id))
     return request
 
 
@@ -312,7 +312,7 @@ def _settle(request: ApprovalRequest, status: str, *, by: str, notes: str, actor
     )
     _apply(request, status, actor)
     notify_after_commit(request.pk, "decided")
-    publish_approval_after_commit(request.pk, request.execution_id, request.agent_id)
+    publish_after_commit(ApprovalChanged(request.pk, request.execution_id, request.agent_id))
 
 
 def _apply(request: ApprovalRequest, status: str, actor: Actor) -> None:
@@ -433,7 +433,7 @@ def approval_cancel_for_execution(*, execution_id: Any, actor: Actor) -> int:
                 agent_id=request.agent_id,
                 after={"reason": "the run was cancelled"},
             )
-            publish_approval_after_commit(request.pk, execution_id, request.agent_id)
+            publish_after_commit(ApprovalChanged(request.pk, execution_id, request.agent_id))
     return cancelled
 
 

@@ -1,12 +1,18 @@
-"""Live pages: one publish path from the services to the browsers.
+"""Live pages: the one publish path from the services to the browsers.
 
-The services publish after their transaction commits (``publish_after_commit``): an
-execution's transitions and new steps to ``execution.<id>``, ``agent.<agent id>`` and the
-``executions`` feed; an approval opened, decided, expired or cancelled to the ``approvals``
-feed and its run's group. A message names what changed — never its content; the consumer
-(``controlplane.consumers.LiveConsumer``) checks what the user may see and renders the partial
-for them. A publish that fails is logged: the change itself is committed and the page shows
-it on its next render.
+Every change a page shows is one of two typed payloads, published with
+``publish_after_commit`` once the change's transaction commits (at once outside one), so
+that nothing rolled back is ever shown:
+
+- ``RunChanged`` — a run was created or moved to another status (``execution_transition``),
+  or a step was added to its timeline (``RunRecorder``): to ``execution.<id>``,
+  ``agent.<agent id>`` and the ``executions`` feed;
+- ``ApprovalChanged`` — an approval request was opened, decided, expired or cancelled: to the
+  ``approvals`` feed and its run's group.
+
+A message names what changed — never its content; the consumer (``console.consumers``)
+checks what the user may see and renders the partial for them. A publish that fails is
+logged: the change itself is committed and the page shows it on its next render.
 """
 
 from __future__ import annotations
@@ -14,7 +20,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
+from uuid import UUID
 
 from channels.layers import get_channel_layer
 from django.db import transaction
@@ -28,18 +37,6 @@ MESSAGE_TYPE = "live.changed"
 def group(topic: str) -> str:
     """Channel-layer group of a topic (``execution:<id>`` → ``execution.<id>``)."""
     return topic.replace(":", ".")
-
-
-def publish(topics: list[str], **what: Any) -> None:
-    """Hand the message to this process's publisher thread and return at once: the caller
-    (a worker finishing a run, a request) never waits on Redis."""
-    if get_channel_layer() is None:
-        return
-    message = {
-        "type": MESSAGE_TYPE,
-        **{k: str(v) if v is not None else None for k, v in what.items()},
-    }
-    _PUBLISHER.send([group(topic) for topic in topics], message)
 
 
 class _Publisher:
@@ -89,35 +86,64 @@ class _Publisher:
 _PUBLISHER = _Publisher()
 
 
-def publish_after_commit(topics: list[str], **what: Any) -> None:
-    transaction.on_commit(lambda: publish(topics, **what))
+Id = UUID | str
 
 
-def publish_execution_after_commit(execution_id: Any, agent_id: Any, status: str = "") -> None:
-    """A run created, or a step added: after commit (at once outside a transaction)."""
-    transaction.on_commit(lambda: publish_execution(execution_id, agent_id, status))
+@dataclass(frozen=True)
+class RunChanged:
+    """A run was created, moved (``status`` is its new status) or got a step (``status`` "")."""
+
+    execution_id: Id
+    agent_id: Id
+    status: str = ""
+
+    def topics(self) -> list[str]:
+        return [f"execution:{self.execution_id}", f"agent:{self.agent_id}", "executions"]
+
+    def message(self) -> dict[str, str | None]:
+        return _message(
+            kind="execution", id=self.execution_id, agent_id=self.agent_id, status=self.status
+        )
 
 
-def publish_execution(execution_id: Any, agent_id: Any, status: str = "") -> None:
-    publish(
-        [f"execution:{execution_id}", f"agent:{agent_id}", "executions"],
-        kind="execution",
-        id=execution_id,
-        agent_id=agent_id,
-        status=status,
-    )
+@dataclass(frozen=True)
+class ApprovalChanged:
+    """An approval request was opened, decided, expired or cancelled."""
+
+    approval_id: Id
+    execution_id: Id
+    agent_id: Id
+
+    def topics(self) -> list[str]:
+        return ["approvals", f"execution:{self.execution_id}"]
+
+    def message(self) -> dict[str, str | None]:
+        return _message(
+            kind="approval",
+            id=self.approval_id,
+            execution_id=self.execution_id,
+            agent_id=self.agent_id,
+        )
 
 
-def on_execution_changed(sender: Any, change: Any, **kwargs: Any) -> None:
-    """``executions.events.execution_changed`` (sent after commit) → the live pages."""
-    publish_execution(change.execution_id, change.agent_id, change.status)
+Change = RunChanged | ApprovalChanged
 
 
-def publish_approval_after_commit(approval_id: Any, execution_id: Any, agent_id: Any) -> None:
-    publish_after_commit(
-        ["approvals", f"execution:{execution_id}"],
-        kind="approval",
-        id=approval_id,
-        execution_id=execution_id,
-        agent_id=agent_id,
-    )
+def _message(**what: Any) -> dict[str, str | None]:
+    return {
+        "type": MESSAGE_TYPE,
+        **{key: str(value) if value is not None else None for key, value in what.items()},
+    }
+
+
+def publish_after_commit(change: Change) -> None:
+    """Publish ``change`` once the current transaction commits (at once outside one)."""
+    transaction.on_commit(partial(publish, change))
+
+
+def publish(change: Change) -> None:
+    """Hand the message to this process's publisher thread and return at once: the caller
+    (a worker finishing a run, a request) never waits on Redis."""
+    if get_channel_layer() is None:
+        return
+    _PUBLISHER.send([group(topic) for topic in change.topics()], change.message())

@@ -6,3 +6,11 @@ from django.apps import AppConfig
 class ExecutionsConfig(AppConfig):
     name = "executions"
     verbose_name = "Executions"
+
+    def ready(self) -> None:
+        from executions import event_triggers, rollups, services
+        from executions.lifecycle import run_moved
+
+        run_moved.subscribe(rollups.forget_when_moved)
+        run_moved.subscribe(services.release_when_ended)
+        run_moved.subscribe(event_triggers.chain_when_ended)

@@ -19,15 +19,18 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 
 from agents.models import Agent
 from controlplane.access import Actor, can
 from controlplane.audit import audit_record
 from controlplane.errors import Forbidden, Invalid, ServiceError
 from controlplane.serializers import json_problem
+from executions.lifecycle import Transition
 from executions.models import Execution
 
 logger = logging.getLogger(__name__)
@@ -160,6 +163,15 @@ CHAIN_STATUSES = {S.SUCCESS: "succeeded", S.FAILED: "failed"}
 
 def chain_event_name(agent_name: str, status: str) -> str:
     return f"execution.{CHAIN_STATUSES[status]}:{agent_name}"
+
+
+def chain_when_ended(transition: Transition) -> None:
+    """``run_moved``: a run that succeeded or failed is an event, published after commit."""
+    execution = transition.execution
+    if execution.status in CHAIN_STATUSES:
+        transaction.on_commit(
+            partial(chain_after_commit, execution.pk, execution.agent_id, execution.status)
+        )
 
 
 def chain_after_commit(execution_id: Any, agent_id: Any, status: str) -> None:

@@ -17,7 +17,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
-from controlplane.live import publish_execution_after_commit
+from controlplane.live import RunChanged, publish_after_commit
 from executions.models import Execution, ExecutionAction, ExecutionLog, ExecutionStep
 from integrations.llm.pricing import cost_usd
 
@@ -66,7 +66,7 @@ class RunRecorder:
                 self._next_index = None
                 continue
             self._next_index += 1
-            publish_execution_after_commit(self.execution.pk, self.execution.agent_id)
+            publish_after_commit(RunChanged(self.execution.pk, self.execution.agent_id))
             return step
         raise RuntimeError("could not allocate a step index")
 

@@ -9,9 +9,9 @@ to the same figures (tested on the same runs both ways).
 The maintenance sweep sums the last 30 days as they become ready (``sum_recent_days``),
 and a reader that needs a day not summed yet sums it (``summed_days``); two racing insert
 the same rows, and the second's are ignored. Should a run created on a summed day move all
-the same (one whose creating transaction committed after the day was summed),
-``execution_transition`` forgets the day (``forget_day``) and the next reader sums it
-again. Runs are created at the time they are created: runs loaded with older
+the same (one whose creating transaction committed after the day was summed), the day is
+forgotten (``forget_when_moved``, subscribed to ``executions.lifecycle.run_moved``) and the
+next reader sums it again. Runs are created at the time they are created: runs loaded with older
 ``created_at`` values after their day was summed are counted once an admin drops that day's
 sums (``days_forget``: the admin's "Summed days" list, action "Sum again").
 """
@@ -26,10 +26,12 @@ from typing import Any
 from django.db import transaction
 from django.db.models import BigIntegerField, Count, DecimalField, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce, TruncDate
+from django.utils import timezone
 
 from controlplane.access import Actor, actor_is_admin
 from controlplane.audit import audit_record
 from controlplane.errors import Forbidden
+from executions.lifecycle import Transition
 from executions.models import DayRollup, Execution, RolledUpDay
 
 S = Execution.Status
@@ -148,6 +150,13 @@ def _sum(days: list[date]) -> set[date]:
 def forget_day(created_at: datetime) -> None:
     """Drops the sums of the day a run was created on (in the caller's transaction)."""
     _forget([created_at.astimezone(UTC).date()])
+
+
+def forget_when_moved(transition: Transition) -> None:
+    """``run_moved``: a run created before today that moves makes its day be summed again."""
+    created_at = transition.execution.created_at
+    if created_at < day_start(timezone.now().astimezone(UTC).date()):
+        forget_day(created_at)
 
 
 def days_forget(*, actor: Actor, days: Iterable[date]) -> int:

@@ -10,7 +10,6 @@ import secrets
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC
 from functools import partial
 from typing import Any
 
@@ -24,11 +23,11 @@ from controlplane.access import Actor, can
 from controlplane.audit import audit_record
 from controlplane.celery import app as celery_app
 from controlplane.errors import Conflict, Forbidden, Invalid, ServiceError
+from controlplane.live import RunChanged, publish_after_commit
 from controlplane.serializers import json_problem
-from executions.events import ExecutionChange, publish_after_commit
+from executions.lifecycle import Transition, run_moved
 from executions.models import Execution
 from executions.recording import record_external_report
-from executions.rollups import day_start, forget_day
 
 S = Execution.Status
 
@@ -67,7 +66,8 @@ def execution_transition(
     ``to`` may be reached from), still at ``attempt`` if given, and not asked to cancel if
     ``unless_cancel_requested``. The row is locked, so of two racing callers exactly one
     succeeds; the loser gets None. Saves ``fields`` (or what ``fields(locked row)`` returns)
-    with the status, writes the audit event and publishes the change after commit. The only
+    with the status, writes the audit event, publishes the change after commit and calls
+    ``executions.lifecycle.run_moved`` (what else a move does: its subscribers). The only
     writer of ``Execution.status``."""
     allowed = ALLOWED_FROM[to] if expect is None else frozenset(expect) & ALLOWED_FROM[to]
     with transaction.atomic():
@@ -93,8 +93,6 @@ def execution_transition(
         for name, value in values.items():
             setattr(execution, name, value)
         execution.save(update_fields=["status", "updated_at", *values])
-        if execution.created_at < day_start(timezone.now().astimezone(UTC).date()):
-            forget_day(execution.created_at)  # the dashboard's sums of a closed day
         after: dict[str, Any] = {"status": to, "attempt": execution.attempt}
         if reason:
             after["reason"] = reason
@@ -110,22 +108,16 @@ def execution_transition(
             before={"status": previous},
             after=after,
         )
-        publish_after_commit(
-            ExecutionChange(
-                str(execution.pk), str(execution.agent_id), to, previous, execution.attempt
-            )
-        )
-        if to in Execution.TERMINAL and execution.trigger_source == Execution.Source.CRON:
-            from schedules.services import cron_run_ended
-
-            cron_run_ended(execution, to)
-        if to in Execution.TERMINAL and execution.policy_reservations:
-            transaction.on_commit(partial(_release, execution.pk))
-        if to in (S.SUCCESS, S.FAILED):
-            from executions.event_triggers import chain_after_commit
-
-            transaction.on_commit(partial(chain_after_commit, execution.pk, execution.agent_id, to))
+        publish_after_commit(RunChanged(execution.pk, execution.agent_id, to))
+        run_moved(Transition(execution, previous, actor))
     return execution
+
+
+def release_when_ended(transition: Transition) -> None:
+    """``run_moved``: a run that ended gives back what the policy engine reserved for it,
+    after commit."""
+    if transition.ended and transition.execution.policy_reservations:
+        transaction.on_commit(partial(_release, transition.execution.pk))
 
 
 def _release(execution_id: Any) -> None:
@@ -440,9 +432,7 @@ def execution_trigger(
                         "input": decision.payload,
                     },
                 )
-            publish_after_commit(
-                ExecutionChange(str(execution.pk), str(agent.pk), execution.status, None, 1)
-            )
+            publish_after_commit(RunChanged(execution.pk, agent.pk, execution.status))
             if status == S.QUEUED:
                 enqueue_after_commit(execution)
     except IntegrityError:

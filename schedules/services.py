@@ -11,8 +11,9 @@
   moves. Two beats, a tick delivered twice or the tick racing beat find nothing left to do;
   ``ScheduleFire`` (one row per fire) and the execution's idempotency key
   (``cron:<fire time>``) hold the same line in the database.
-- ``cron_run_ended`` — in the transaction of a cron run's terminal transition: count the
-  failures in a row, pause the schedule after ``pause_after_failures`` of them.
+- ``cron_run_ended`` — subscribed to ``executions.lifecycle.run_moved``, in the transaction of
+  a cron run's terminal transition: count the failures in a row, pause the schedule after
+  ``pause_after_failures`` of them.
 
 A fire handled more than ``SCHEDULE_MISSED_GRACE_SECONDS`` late, or several fires at once,
 means beat or the workers were down or stuck: that is an alert (audit event, e-mail to the
@@ -38,6 +39,7 @@ from agents.models import Agent
 from controlplane.access import Actor, can
 from controlplane.audit import audit_record
 from controlplane.errors import Conflict, Forbidden, ServiceError
+from executions.lifecycle import Transition
 from executions.models import Execution
 from schedules import calendar
 from schedules.models import Schedule, ScheduleFire
@@ -461,13 +463,16 @@ def _notify_after_commit(schedule: Schedule, event: str, detail: str) -> None:
     )
 
 
-def cron_run_ended(execution: Execution, status: str) -> None:
-    """In the transaction of a cron run's terminal transition: success clears the failure
-    count; a failure or a timeout adds one, and the ``pause_after_failures``-th in a row
-    pauses the schedule (and tells the owner). A fire queued behind the run is started
+def cron_run_ended(transition: Transition) -> None:
+    """``run_moved``, in the transaction of a cron run's terminal transition: success clears
+    the failure count; a failure or a timeout adds one, and the ``pause_after_failures``-th in
+    a row pauses the schedule (and tells the owner). A fire queued behind the run is started
     after commit."""
     from controlplane.celery import app as celery_app
 
+    execution, status = transition.execution, transition.to
+    if not transition.ended or execution.trigger_source != Execution.Source.CRON:
+        return
     agent_id = execution.agent_id
     if status == Execution.Status.SUCCESS:
         Schedule.objects.filter(pk=agent_id, consecutive_failures__gt=0).update(
