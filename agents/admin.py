@@ -33,7 +33,7 @@ from controlplane.access import actor_from_request, can
 from controlplane.admin import ServiceErrorsAsMessages
 from controlplane.errors import ServiceError, flatten_errors
 from executions.models import Execution
-from executions.services import execution_trigger
+from executions.trigger import TriggerRequest, execution_trigger
 
 DEFAULT_CONFIG = {
     "runtime": "llm",
@@ -152,7 +152,7 @@ def run_selected(modeladmin: AgentAdmin, request: HttpRequest, queryset: QuerySe
     for agent in queryset:
         try:
             result = execution_trigger(
-                actor=actor, agent=agent, input={}, source=Execution.Source.MANUAL
+                TriggerRequest(actor=actor, agent=agent, input={}, source=Execution.Source.MANUAL)
             )
         except ServiceError as exc:
             modeladmin.message_user(request, f"{agent.name}: {exc.message}", messages.ERROR)

@@ -30,7 +30,7 @@ from controlplane.views import paginate, render_page
 from executions.forms import RunForm, input_form_class
 from executions.models import Execution
 from executions.selectors import execution_list_for
-from executions.services import execution_trigger
+from executions.trigger import TriggerRequest, execution_trigger
 from executions.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, webhook_instructions
 from schedules.selectors import schedule_view, schedules_needing_attention
 from schedules.services import schedule_pause, schedule_resume
@@ -397,11 +397,13 @@ def agent_run(request: HttpRequest, name: str) -> HttpResponse:
             value = raw.value if raw is not None else input_form.to_input()
             try:
                 result = execution_trigger(
-                    actor=actor,
-                    agent=agent,
-                    input=value,
-                    source=Execution.Source.MANUAL,
-                    version=run_form.cleaned_data["version"],
+                    TriggerRequest(
+                        actor=actor,
+                        agent=agent,
+                        input=value,
+                        source=Execution.Source.MANUAL,
+                        version=run_form.cleaned_data["version"],
+                    )
                 )
             except Invalid as exc:
                 problems = exc.details.get("validationErrors") or []

@@ -1,26 +1,14 @@
-"""Writes to approvals: opening a request, deciding it, expiring it, cancelling it, and what
-each outcome does to the run.
+"""Writes to approvals: opening a request, deciding it, expiring it, cancelling it.
 
 A request leaves ``pending`` exactly once, by a conditional update (``WHERE status =
-'pending'``); the run's transition happens in the same transaction, so a request and its
-run never disagree. Deciding also locks the request row first, so that M-of-N counts are
-exact when approvers click at the same moment. Whoever loses a race gets 409 with the
-current state.
+'pending'``), and ``approval_settled`` is called in the same transaction, so a request and
+what follows from it never disagree. Deciding also locks the request row first, so that M-of-N
+counts are exact when approvers click at the same moment. Whoever loses a race gets 409 with
+the current state.
 
-What an outcome does to the run:
-
-=========  ==============================  ===========================================
-outcome    a run waiting to start          a run waiting at a tool call
-=========  ==============================  ===========================================
-approved   decided again by the policy     resumes from its checkpoint; the call runs
-           engine with the approval        once, with the payload that was shown
-           counted: queued (or scheduled,  (hash checked)
-           refused by a rate limit …)
-rejected   cancelled                       ``on_reject``: ``tool_error`` — resumes, the
-                                           model is told "rejected by …: notes";
-                                           ``cancel`` — cancelled
-expired    ``on_expire``: ``reject`` — the run is expired; ``approve`` — as approved
-=========  ==============================  ===========================================
+Approvals know the run a request holds only by its ids: what an outcome does to the run —
+resume it, decide its start again, cancel or expire it — is the run's business, subscribed to
+``approval_settled`` by ``executions.approval_flow``.
 """
 
 from __future__ import annotations
@@ -30,6 +18,7 @@ import json
 from datetime import timedelta
 from functools import partial
 from typing import Any
+from uuid import UUID
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -39,12 +28,13 @@ from controlplane.access import Actor, actor_is_admin, can
 from controlplane.audit import audit_record
 from controlplane.celery import app as celery_app
 from controlplane.errors import Conflict, Forbidden, Invalid, NotFound
+from controlplane.hooks import Hook
 from controlplane.live import ApprovalChanged, publish_after_commit
-from executions.models import Execution, ExecutionStep
 from integrations.catalog import TOOLS
+from policies.engine import Decision
+from policies.models import Policy
 
 A = ApprovalRequest.Status
-ES = Execution.Status
 SYSTEM = Actor.for_system("approvals")
 RISK_ORDER = ("low", "medium", "high", "critical")
 MAX_NOTES = 5000
@@ -56,7 +46,12 @@ def action_hash(requested_action: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def risk_level(action: str, decision: Any, rules: dict[str, Any]) -> str:
+# Called when a request leaves pending (approved, rejected, expired), in that transaction,
+# with the settled request and who settled it; not when it is cancelled with its run.
+approval_settled: Hook[[ApprovalRequest, Actor]] = Hook("approvals.approval_settled")
+
+
+def risk_level(action: str, decision: Decision, rules: dict[str, Any]) -> str:
     """The action's own risk (the tool catalog; a run start is low, a budget overrun high),
     raised to the approval policy's ``risk_threshold``: a policy marks its requests at least
     that risky."""
@@ -82,8 +77,11 @@ def notify_after_commit(approval_id: Any, event: str) -> None:
 
 def approval_open(
     *,
-    execution: Execution,
-    decision: Any,
+    execution_id: UUID,
+    agent_id: UUID,
+    requested_by_id: int | None,
+    requested_by_label: str,
+    decision: Decision,
     action: str,
     call_key: str,
     requested_action: dict[str, Any],
@@ -91,9 +89,7 @@ def approval_open(
     """Open the request for a run start (``call_key`` "execute") or a tool call, in the
     caller's transaction (the run's move to pending_approval). Opening the same one twice
     (a re-delivered message) returns the first."""
-    from policies.models import Policy
-
-    existing = ApprovalRequest.objects.filter(execution=execution, call_key=call_key).first()
+    existing = ApprovalRequest.objects.filter(execution_id=execution_id, call_key=call_key).first()
     if existing is not None:
         return existing
     rules = decision.approval or {}
@@ -105,10 +101,9 @@ def approval_open(
     policy_id = rules.get("policy_id") or decision.policy_id
     if policy_id and not Policy.objects.filter(pk=policy_id).exists():
         policy_id = None  # deleted since the decision
-    user = execution.triggered_by
     request = ApprovalRequest.objects.create(
-        execution=execution,
-        agent_id=execution.agent_id,
+        execution_id=execution_id,
+        agent_id=agent_id,
         policy_id=policy_id,
         policy_name=decision.policy_name or "",
         action=action,
@@ -122,8 +117,8 @@ def approval_open(
         allow_self_approval=bool(rules.get("allow_self_approval", False)),
         on_reject=rules.get("on_reject", "tool_error") if action != "execute" else "cancel",
         on_expire=rules.get("on_expire", "reject"),
-        requested_by=user,
-        requested_by_label=execution.trigger_user,
+        requested_by_id=requested_by_id,
+        requested_by_label=requested_by_label,
         expires_at=expires_at,
         warn_at=warn_at,
     )
@@ -132,10 +127,10 @@ def approval_open(
         action="approval.requested",
         target_type="approval",
         target_id=request.pk,
-        target_repr=f"{action} for {execution.agent_id}",
-        agent_id=execution.agent_id,
+        target_repr=f"{action} for {agent_id}",
+        agent_id=agent_id,
         after={
-            "execution": str(execution.pk),
+            "execution": str(execution_id),
             "action": action,
             "risk": request.risk_level,
             "approvers": request.approvers,
@@ -279,7 +274,7 @@ def _decided(request: ApprovalRequest) -> Conflict:
 
 def _settle(request: ApprovalRequest, status: str, *, by: str, notes: str, actor: Actor) -> None:
     """Move the request out of pending (conditionally: the loser of a race raises 409 and
-    its transaction rolls back) and do to the run what the outcome says."""
+    its transaction rolls back) and tell ``approval_settled``'s subscribers."""
     now = timezone.now()
     moved = ApprovalRequest.objects.filter(pk=request.pk, status=A.PENDING).update(
         status=status, decided_by=by[:200], decided_at=now, review_notes=notes
@@ -302,73 +297,9 @@ def _settle(request: ApprovalRequest, status: str, *, by: str, notes: str, actor
         before={"status": A.PENDING},
         after={"status": status, "by": by, "notes": notes},
     )
-    # The run's timeline shows the wait as settled.
-    ExecutionStep.objects.filter(
-        execution_id=request.execution_id, kind=ExecutionStep.Kind.APPROVAL, status="pending"
-    ).update(
-        status=ExecutionStep.Status.SUCCESS
-        if status == A.APPROVED or (status == A.EXPIRED and request.on_expire == "approve")
-        else ExecutionStep.Status.REFUSED
-    )
-    _apply(request, status, actor)
+    approval_settled(request, actor)
     notify_after_commit(request.pk, "decided")
     publish_after_commit(ApprovalChanged(request.pk, request.execution_id, request.agent_id))
-
-
-def _apply(request: ApprovalRequest, status: str, actor: Actor) -> None:
-    """The run's side of the outcome (see the module docstring)."""
-    from executions.services import (
-        decide_again,
-        enqueue_after_commit,
-        execution_move_by_decision,
-        execution_transition,
-    )
-
-    if status == A.EXPIRED and request.on_expire == "approve":
-        status = A.APPROVED
-    if status == A.APPROVED and request.call_key == "execute":
-        # The engine decides again with the approval counted: a rate limit, a time window
-        # or a concurrency limit still applies.
-        execution = Execution.objects.select_related("agent", "agent_version").get(
-            pk=request.execution_id
-        )
-        execution_move_by_decision(
-            execution,
-            decide_again(execution, approved=True),
-            actor=actor,
-            expect={ES.PENDING_APPROVAL},
-            reason="approved",
-        )
-        return
-    resume = status == A.APPROVED or (status == A.REJECTED and request.on_reject == "tool_error")
-    if resume:
-        moved = execution_transition(
-            execution_id=request.execution_id,
-            to=ES.QUEUED,
-            actor=actor,
-            expect={ES.PENDING_APPROVAL},
-            fields={"enqueued_at": timezone.now()},
-            reason=f"approval {status}: resumes",
-        )
-        if moved is not None:
-            enqueue_after_commit(moved)
-        return
-    if status == A.EXPIRED:
-        to, error_type = ES.EXPIRED, "approval_expired"
-        message = f"The approval for {request.action} expired unanswered."
-    else:
-        to, error_type = ES.CANCELLED, "approval_rejected"
-        message = f"{request.action} rejected by {request.decided_by}" + (
-            f": {request.review_notes}" if request.review_notes else "."
-        )
-    execution_transition(
-        execution_id=request.execution_id,
-        to=to,
-        actor=actor,
-        expect={ES.PENDING_APPROVAL},
-        fields={"error_type": error_type, "error_message": message},
-        reason=error_type,
-    )
 
 
 # --- expiry, warnings, cancellation -----------------------------------------------------------

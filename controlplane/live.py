@@ -21,7 +21,6 @@ import asyncio
 import logging
 import threading
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -138,7 +137,7 @@ def _message(**what: Any) -> dict[str, str | None]:
 
 def publish_after_commit(change: Change) -> None:
     """Publish ``change`` once the current transaction commits (at once outside one)."""
-    transaction.on_commit(partial(publish, change))
+    transaction.on_commit(lambda: publish(change))
 
 
 def publish(change: Change) -> None:

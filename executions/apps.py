@@ -8,9 +8,11 @@ class ExecutionsConfig(AppConfig):
     verbose_name = "Executions"
 
     def ready(self) -> None:
-        from executions import event_triggers, rollups, services
+        from approvals.services import approval_settled
+        from executions import approval_flow, event_triggers, rollups, services
         from executions.lifecycle import run_moved
 
+        approval_settled.subscribe(approval_flow.run_after_approval)
         run_moved.subscribe(rollups.forget_when_moved)
         run_moved.subscribe(services.release_when_ended)
         run_moved.subscribe(event_triggers.chain_when_ended)

@@ -38,7 +38,7 @@ from controlplane.bench.harness import (
 )
 from controlplane.tasks import bench_noop
 from executions.models import Execution
-from executions.services import execution_trigger
+from executions.trigger import TriggerRequest, execution_trigger
 
 WORKER_CONCURRENCY = 32  # the Procfile's default
 
@@ -67,7 +67,9 @@ def _agent(actor: Actor, name: str, latency_ms: int) -> Any:
 
 def _trigger_many(actor: Actor, agent: Any, count: int) -> list[Any]:
     return [
-        execution_trigger(actor=actor, agent=agent, input={"n": n}, source="api").execution.pk
+        execution_trigger(
+            TriggerRequest(actor=actor, agent=agent, input={"n": n}, source="api")
+        ).execution.pk
         for n in range(count)
     ]
 
@@ -135,7 +137,7 @@ def dispatch_latency(
         for index in range(samples):
             sent = time.time()
             pk = execution_trigger(
-                actor=actor, agent=agent, input={"n": index}, source="api"
+                TriggerRequest(actor=actor, agent=agent, input={"n": index}, source="api")
             ).execution.pk
             queued = time.time()
             _wait_terminal([pk], timeout=30)

@@ -144,15 +144,17 @@ def event_publish(
 def _trigger(
     actor: Actor, agent: Agent, payload: dict[str, Any], key: str | None, parent: Any
 ) -> Any:
-    from executions.services import execution_trigger
+    from executions.trigger import TriggerRequest, execution_trigger
 
     return execution_trigger(
-        actor=actor,
-        agent=agent,
-        input=payload,
-        source=Execution.Source.EVENT,
-        idempotency_key=key,
-        parent=parent,
+        TriggerRequest(
+            actor=actor,
+            agent=agent,
+            input=payload,
+            source=Execution.Source.EVENT,
+            idempotency_key=key,
+            parent=parent,
+        )
     )
 
 

@@ -18,7 +18,7 @@ anything else (objects, other arrays)  a JSON textarea
 =====================================  =============================================
 
 The form only turns text into JSON values. Whether those values are valid is the input
-schema's business, checked once, by ``executions.services.validate_input``: its errors
+schema's business, checked once, by ``executions.trigger.validate_input``: its errors
 (``input.email``, ``input.tags[2]``) are put back on the fields they name with
 ``InputForm.add_input_errors``.
 """

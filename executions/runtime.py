@@ -21,9 +21,9 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from approvals.services import approval_open
 from executions import heartbeat
 from executions.agent_loop import AgentLoop
+from executions.approval_flow import approval_hold
 from executions.models import Execution, ExecutionStep
 from executions.recording import RunRecorder
 from executions.services import callback_token_new, execution_transition
@@ -170,9 +170,9 @@ def _wait_for_approval(
             reason=decision.reason,
         )
         if waiting is not None:
-            approval_open(
-                execution=waiting,
-                decision=decision,
+            approval_hold(
+                waiting,
+                decision,
                 action=pause.call.name,
                 call_key=pause.key,
                 requested_action=pause.requested_action,

@@ -1,33 +1,31 @@
-"""Writes to executions: the one transition service, triggering, cancelling, the report of
-an external runtime. The worker side (claim, the agent loop) is ``executions.runtime``.
+"""Writes to executions: the one transition service, what a policy decision does to a waiting
+run, cancelling, the report of an external runtime. Starting a run is
+``executions.trigger``; the worker side (claim, the agent loop) is ``executions.runtime``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
-import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
-from jsonschema import Draft202012Validator, FormatChecker
 
-from agents.models import Agent, AgentVersion
+from approvals.services import approval_cancel_for_execution
 from controlplane.access import Actor, can
 from controlplane.audit import audit_record
 from controlplane.celery import app as celery_app
-from controlplane.errors import Conflict, Forbidden, Invalid, ServiceError
+from controlplane.errors import Conflict, Forbidden, ServiceError
 from controlplane.live import RunChanged, publish_after_commit
-from controlplane.serializers import json_problem
 from executions.lifecycle import Transition, run_moved
 from executions.models import Execution
 from executions.recording import record_external_report
+from policies.engine import Context, Decision, decide, undo_reservations
 
 S = Execution.Status
 
@@ -150,90 +148,7 @@ def enqueue_after_commit(execution: Execution) -> None:
     transaction.on_commit(partial(_ring, str(execution.pk), execution.attempt))
 
 
-# --- triggering -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TriggerResult:
-    execution: Execution
-    created: bool  # False: the Idempotency-Key named an existing execution
-
-
-_FORMATS = FormatChecker()
-# Compiled input validators by config hash: the hash names the content, so an entry never
-# goes stale (a cache of read-mostly data, per process).
-_VALIDATORS: dict[str, Draft202012Validator] = {}
-
-
-def validate_input(version: AgentVersion, value: Any) -> None:
-    """The version's ``input_schema`` (JSON Schema, formats checked): 400 listing every
-    failing path."""
-    validator = _VALIDATORS.get(version.config_hash)
-    if validator is None:
-        if len(_VALIDATORS) >= 1024:
-            _VALIDATORS.clear()
-        schema = version.config.get("input_schema") or {"type": "object"}
-        validator = _VALIDATORS[version.config_hash] = Draft202012Validator(
-            schema, format_checker=_FORMATS
-        )
-    errors = sorted(validator.iter_errors(value), key=lambda error: list(error.absolute_path))
-    if not errors:
-        return
-    problems = [
-        {
-            "field": "input"
-            + "".join(
-                f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path
-            ),
-            "message": error.message,
-            "code": str(error.validator),
-        }
-        for error in errors[:50]
-    ]
-    raise Invalid(
-        "The input does not match the agent's input schema: "
-        + "; ".join(f"{p['field']}: {p['message']}" for p in problems[:5]),
-        code="invalid_input",
-        details={"validationErrors": problems},
-    )
-
-
-def _version_to_run(agent: Agent, version: str | None) -> tuple[AgentVersion, bool]:
-    """The production version (default) or, when named, the staging version."""
-    if version is None or (
-        agent.production_version and agent.production_version.version == version
-    ):
-        if agent.status != Agent.Status.ACTIVE:
-            raise Conflict(
-                f"Agent {agent.name!r} is {agent.status}: only an active agent runs.",
-                code="agent_not_runnable",
-                details={"status": agent.status},
-            )
-        if agent.production_version is None:
-            raise Conflict(
-                f"Agent {agent.name!r} has no production version.", code="no_production_version"
-            )
-        return agent.production_version, False
-    staging = agent.staging_version
-    if staging is None or staging.version != version:
-        raise Conflict(
-            f"Version {version} of {agent.name!r} is neither the production nor the staging "
-            "version: only those run.",
-            code="version_not_runnable",
-            details={"version": version},
-        )
-    if agent.status in (Agent.Status.DEPRECATED, Agent.Status.ARCHIVED):
-        raise Conflict(
-            f"Agent {agent.name!r} is {agent.status}.",
-            code="agent_not_runnable",
-            details={"status": agent.status},
-        )
-    return staging, True
-
-
-def _fingerprint(version: AgentVersion, value: Any) -> str:
-    canonical = json.dumps({"version": version.version, "input": value}, sort_keys=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+# --- what a policy decision does to a run -----------------------------------------------
 
 
 # The decision's outcome → the status the run starts in.
@@ -246,7 +161,7 @@ OUTCOME_STATUS = {
 }
 
 
-def decision_fields(decision: Any) -> dict[str, Any]:
+def decision_fields(decision: Decision) -> dict[str, Any]:
     """The execution fields a trigger-time decision sets (also when a scheduled run is
     looked at again)."""
     status = OUTCOME_STATUS[decision.outcome]
@@ -267,11 +182,9 @@ def decision_fields(decision: Any) -> dict[str, Any]:
     return fields
 
 
-def decide_again(execution: Execution, *, approved: bool, at: Any = None) -> Any:
+def decide_again(execution: Execution, *, approved: bool, at: datetime | None = None) -> Decision:
     """The engine's decision for a run that waited to start (its time came, a slot freed, a
     person approved it), as at its trigger."""
-    from policies.engine import Context, decide
-
     return decide(
         agent=execution.agent,
         version=execution.agent_version,
@@ -287,13 +200,11 @@ def decide_again(execution: Execution, *, approved: bool, at: Any = None) -> Any
 
 
 def execution_move_by_decision(
-    execution: Execution, decision: Any, *, actor: Actor, expect: set[str], reason: str
+    execution: Execution, decision: Decision, *, actor: Actor, expect: set[str], reason: str
 ) -> Execution | None:
     """Move a waiting run where ``decision`` says (queued and enqueued after commit, or
     scheduled, or refused with the reason). If the run moved meanwhile (a cancel), what the
     decision reserved is given back and None returned."""
-    from policies.engine import undo_reservations
-
     to = OUTCOME_STATUS[decision.outcome]
     try:
         moved = execution_transition(
@@ -314,153 +225,6 @@ def execution_move_by_decision(
     return moved
 
 
-def execution_trigger(
-    *,
-    actor: Actor,
-    agent: Agent,
-    input: Any,
-    source: str,
-    version: str | None = None,
-    idempotency_key: str | None = None,
-    parent: Execution | None = None,
-    complexity: str | None = None,
-) -> TriggerResult:
-    """Start a run: check the agent may run, validate the input, honour the idempotency
-    key, ask the policy engine, create the execution in the status the decision says
-    (queued, scheduled, pending_approval, or refused: blocked / rate_limited, recorded with
-    the reason) and, if queued, enqueue it after commit.
-
-    System actors (the webhook endpoint after its signature check, beat, events) are trusted;
-    users and API keys need ``execute_agent`` on the agent.
-    """
-    from policies.engine import Context, decide, undo_reservations
-
-    if actor.kind != "system" and not can(actor, "agents.execute_agent", agent):
-        raise Forbidden("You may not run this agent.")
-    problem = json_problem(input)
-    if problem:
-        raise Invalid.field("input", "Too deeply nested, or contains NUL characters.", problem)
-    agent_version, is_staging = _version_to_run(agent, version)
-    if is_staging and actor.kind != "system" and not can(actor, "agents.change_agent", agent):
-        raise Forbidden("Running the staging version needs the right to change the agent.")
-    validate_input(agent_version, input)
-    fingerprint = _fingerprint(agent_version, input)
-    if idempotency_key:
-        existing = _existing_by_key(agent, idempotency_key, fingerprint)
-        if existing is not None:
-            return TriggerResult(existing, created=False)
-
-    execution_id = uuid.uuid4()
-    decision = decide(
-        agent=agent,
-        version=agent_version,
-        context=Context(
-            kind="trigger",
-            payload=input,
-            complexity_hint=complexity,
-            execution_id=str(execution_id),
-            actor_user_id=getattr(actor.user, "pk", None),
-        ),
-    )
-    llm = agent_version.config.get("llm") or {}
-    status = OUTCOME_STATUS[decision.outcome]
-    execution = Execution(
-        id=execution_id,
-        agent=agent,
-        agent_version=agent_version,
-        is_staging=is_staging,
-        trigger_source=source,
-        trigger_user=actor.user.get_username() if actor.user else actor.label,
-        triggered_by=actor.user,
-        status=status,
-        input=decision.payload,
-        idempotency_key=idempotency_key or None,
-        request_fingerprint=fingerprint,
-        estimated_cost_usd=0,
-        parent=parent,
-        trace_id=uuid.uuid4().hex,
-        completed_at=timezone.now() if status in Execution.TERMINAL else None,
-        **{
-            "llm_provider": llm.get("provider", agent_version.config.get("runtime", "")),
-            "llm_model": llm.get("model", ""),
-            **decision_fields(decision),  # a routing policy's model replaces the version's
-        },
-    )
-    try:
-        with transaction.atomic():
-            execution.save(force_insert=True)
-            after = {
-                "status": status,
-                "version": agent_version.version,
-                "source": source,
-                "staging": is_staging,
-            }
-            if decision.policy_name:
-                after["policy"] = decision.policy_name
-                after["reason"] = decision.reason
-            audit_record(
-                actor=actor,
-                action="execution.created",
-                target_type="execution",
-                target_id=execution.pk,
-                target_repr=agent.name,
-                agent_id=agent.pk,
-                after=after,
-            )
-            for alert in decision.alerts:
-                audit_record(
-                    actor=actor,
-                    action="policy.alert",
-                    target_type="execution",
-                    target_id=execution.pk,
-                    target_repr=agent.name,
-                    agent_id=agent.pk,
-                    after={"alert": alert},
-                )
-            if status == S.PENDING_APPROVAL:
-                from approvals.services import approval_open
-
-                approval_open(
-                    execution=execution,
-                    decision=decision,
-                    action="execute",
-                    call_key="execute",
-                    requested_action={
-                        "action": "execute",
-                        "agent": agent.name,
-                        "version": agent_version.version,
-                        "input": decision.payload,
-                    },
-                )
-            publish_after_commit(RunChanged(execution.pk, agent.pk, execution.status))
-            if status == S.QUEUED:
-                enqueue_after_commit(execution)
-    except IntegrityError:
-        undo_reservations(decision.reservations)
-        if not idempotency_key:
-            raise
-        # A concurrent request with the same key won the insert: answer with its execution.
-        existing = _existing_by_key(agent, idempotency_key, fingerprint)
-        if existing is None:
-            raise
-        return TriggerResult(existing, created=False)
-    except BaseException:
-        undo_reservations(decision.reservations)
-        raise
-    return TriggerResult(execution, created=True)
-
-
-def _existing_by_key(agent: Agent, key: str, fingerprint: str) -> Execution | None:
-    existing = Execution.objects.filter(agent=agent, idempotency_key=key).first()
-    if existing is not None and existing.request_fingerprint != fingerprint:
-        raise Conflict(
-            "This Idempotency-Key was used for a different request (other input or version).",
-            code="idempotency_key_reused",
-            details={"execution_id": str(existing.pk)},
-        )
-    return existing
-
-
 # --- cancelling -------------------------------------------------------------------------------
 
 
@@ -476,8 +240,6 @@ def execution_cancel(*, actor: Actor, execution: Execution) -> Execution:
     next step. Finished: 409."""
     if not execution_can_cancel(actor, execution):
         raise Forbidden("You may not cancel runs of this agent.")
-    from approvals.services import approval_cancel_for_execution
-
     waiting = (S.QUEUED, S.SCHEDULED, S.PENDING_APPROVAL)
     with transaction.atomic():
         cancelled = execution_transition(

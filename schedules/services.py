@@ -369,16 +369,18 @@ def _trigger(
     report: FireReport,
     fire: ScheduleFire | None = None,
 ) -> ScheduleFire:
-    from executions.services import execution_trigger
+    from executions.trigger import TriggerRequest, execution_trigger
 
     try:
         with transaction.atomic():
             result = execution_trigger(
-                actor=SCHEDULER,
-                agent=schedule.agent,
-                input=schedule.input,
-                source=Execution.Source.CRON,
-                idempotency_key=f"cron:{fire_at.strftime('%Y-%m-%dT%H:%M:%SZ')}",
+                TriggerRequest(
+                    actor=SCHEDULER,
+                    agent=schedule.agent,
+                    input=schedule.input,
+                    source=Execution.Source.CRON,
+                    idempotency_key=f"cron:{fire_at.strftime('%Y-%m-%dT%H:%M:%SZ')}",
+                )
             )
     except ServiceError as exc:
         _audit(SCHEDULER, "schedule.fire_refused", schedule, None,

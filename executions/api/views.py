@@ -30,6 +30,7 @@ from executions.api.serializers import (
 )
 from executions.filters import ExecutionFilter
 from executions.models import Execution
+from executions.trigger import TriggerRequest, TriggerResult, execution_trigger
 
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
@@ -57,7 +58,7 @@ REFUSED = {
 }
 
 
-def accepted(result: services.TriggerResult) -> Response:
+def accepted(result: TriggerResult) -> Response:
     """202 with the execution in ExecutionTriggeredSerializer's shape, built directly (the
     trigger path is hot); a replayed Idempotency-Key gets the same answer, marked. A run a
     policy refused is recorded all the same, and answered 403 (blocked) or 429 (rate
@@ -100,14 +101,16 @@ def trigger(request: Request, *, agent_ref: str, data: dict[str, Any], source: s
     """The API's triggers (``/executions/trigger`` and ``/agents/{id}/execute``)."""
     actor = actor_from_request(request)
     agent = agent_for_run(actor=actor, ref=agent_ref)
-    result = services.execution_trigger(
-        actor=actor,
-        agent=agent,
-        input=data.get("input", {}),
-        version=data.get("version"),
-        source=source,
-        idempotency_key=idempotency_key(request),
-        complexity=data.get("complexity"),
+    result = execution_trigger(
+        TriggerRequest(
+            actor=actor,
+            agent=agent,
+            input=data.get("input", {}),
+            version=data.get("version"),
+            source=source,
+            idempotency_key=idempotency_key(request),
+            complexity=data.get("complexity"),
+        )
     )
     return accepted(result)
 

@@ -13,10 +13,10 @@ from agents.selectors import agent_by_ref
 from controlplane.access import Actor
 from controlplane.errors import Invalid, Unauthenticated
 from controlplane.serializers import json_problem
-from executions import services
 from executions.api.serializers import ExecutionTriggeredSerializer
 from executions.api.views import IDEMPOTENCY_KEY, accepted, idempotency_key
 from executions.models import Execution
+from executions.trigger import TriggerRequest, execution_trigger
 from executions.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_webhook
 
 
@@ -63,12 +63,14 @@ class AgentWebhookView(APIView):
         problem = json_problem(value)
         if problem:
             raise Invalid.field("input", "Too deeply nested, or contains NUL characters.", problem)
-        result = services.execution_trigger(
-            actor=Actor.for_system("webhook"),
-            agent=agent,
-            input=value,
-            source=Execution.Source.WEBHOOK,
-            idempotency_key=idempotency_key(request),
+        result = execution_trigger(
+            TriggerRequest(
+                actor=Actor.for_system("webhook"),
+                agent=agent,
+                input=value,
+                source=Execution.Source.WEBHOOK,
+                idempotency_key=idempotency_key(request),
+            )
         )
         return accepted(result)
 

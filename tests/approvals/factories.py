@@ -7,8 +7,8 @@ from typing import Any
 
 from approvals.models import ApprovalRequest
 from controlplane.access import Actor
-from executions import services as execution_services
 from executions.models import Execution
+from executions.trigger import TriggerRequest, execution_trigger
 from tests import factories
 
 
@@ -27,8 +27,10 @@ def approval_policy(by: Any, name: str = "sign-off", *, priority: int = 100, **r
 def pending_run(agent: Any, by: Any, value: Any = None) -> ApprovalRequest:
     """Trigger ``agent`` as ``by`` under an approval policy; the run waits, and its request
     is returned."""
-    result = execution_services.execution_trigger(
-        actor=Actor(user=by), agent=agent, input=value or {}, source=Execution.Source.API
+    result = execution_trigger(
+        TriggerRequest(
+            actor=Actor(user=by), agent=agent, input=value or {}, source=Execution.Source.API
+        )
     )
     assert result.execution.status == Execution.Status.PENDING_APPROVAL
     return ApprovalRequest.objects.get(execution=result.execution)

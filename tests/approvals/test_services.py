@@ -113,7 +113,10 @@ def test_opening_twice_for_the_same_call_returns_the_first(owner: Any) -> None:
     request = approval_request(owner)
 
     again = services.approval_open(
-        execution=request.execution,
+        execution_id=request.execution_id,
+        agent_id=request.agent_id,
+        requested_by_id=request.requested_by_id,
+        requested_by_label=request.requested_by_label,
         decision=type("D", (), {"approval": {}, "policy_id": None, "policy_name": "x"})(),
         action="execute",
         call_key="execute",

@@ -29,6 +29,7 @@ from approvals.services import approval_decide
 from controlplane.access import Actor
 from executions import services as execution_services
 from executions.models import Execution
+from executions.trigger import TriggerRequest, execution_trigger
 from tests import factories
 from tests.approvals.factories import approval_policy, pending_run
 
@@ -596,8 +597,8 @@ def test_run_page_links_to_the_pending_request(
 def test_run_page_without_a_wait_says_nothing_of_approvals(
     client: Client, runner: Any, owner: Any
 ) -> None:
-    result = execution_services.execution_trigger(
-        actor=Actor(user=owner), agent=runner, input={}, source=Execution.Source.API
+    result = execution_trigger(
+        TriggerRequest(actor=Actor(user=owner), agent=runner, input={}, source=Execution.Source.API)
     )
 
     page = html(login(client, owner).get(f"/executions/{result.execution.pk}/"))

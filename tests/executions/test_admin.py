@@ -19,6 +19,7 @@ from controlplane.models import AuditEvent
 from executions import services
 from executions.models import Execution
 from executions.runtime import run_execution
+from executions.trigger import TriggerRequest, execution_trigger
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -38,8 +39,8 @@ def logged_in(client: Client, user: Any) -> Client:
 
 
 def start(agent: Agent, user: Any, **kwargs: Any) -> Execution:
-    return services.execution_trigger(
-        actor=Actor(user=user), agent=agent, input={}, source="api", **kwargs
+    return execution_trigger(
+        TriggerRequest(actor=Actor(user=user), agent=agent, input={}, source="api", **kwargs)
     ).execution
 
 
@@ -135,8 +136,8 @@ def test_changelist_filters_and_search(
     runner.refresh_from_db()
     queued = start(runner, owner)
     staging = start(runner, owner, version="1.1.0")
-    manual = services.execution_trigger(
-        actor=Actor(user=owner), agent=runner, input={}, source="manual"
+    manual = execution_trigger(
+        TriggerRequest(actor=Actor(user=owner), agent=runner, input={}, source="manual")
     ).execution
     services.execution_cancel(actor=Actor(user=owner), execution=manual)
     start(foreign, outsider)

@@ -11,6 +11,7 @@ from controlplane.access import Actor
 from executions import services
 from executions.models import Execution
 from executions.runtime import run_execution
+from executions.trigger import TriggerRequest, execution_trigger
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -48,8 +49,8 @@ def runner(owner: Any, other: Any) -> Any:
 
 
 def start(agent: Any, user: Any, **kwargs: Any) -> Execution:
-    return services.execution_trigger(
-        actor=Actor(user=user), agent=agent, input={}, source="api", **kwargs
+    return execution_trigger(
+        TriggerRequest(actor=Actor(user=user), agent=agent, input={}, source="api", **kwargs)
     ).execution
 
 

@@ -13,10 +13,10 @@ from django.utils import timezone
 
 from agents import services as agent_services
 from controlplane.access import Actor
-from executions import services
 from executions.maintenance import sweep
 from executions.models import Execution
 from executions.runtime import run_execution
+from executions.trigger import TriggerRequest, execution_trigger
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -43,8 +43,8 @@ def workflow(owner: Any, httpserver: Any) -> tuple[Any, Any]:
 
 
 def handed_over(agent: Any, owner: Any) -> Execution:
-    execution = services.execution_trigger(
-        actor=Actor(user=owner), agent=agent, input={"job": 7}, source="api"
+    execution = execution_trigger(
+        TriggerRequest(actor=Actor(user=owner), agent=agent, input={"job": 7}, source="api")
     ).execution
     assert run_execution(execution_id=str(execution.pk), attempt=1) == "running"
     execution.refresh_from_db()
@@ -221,8 +221,8 @@ def test_no_report_before_the_deadline_times_out(workflow: Any, owner: Any, sett
 
 def test_an_unreachable_workflow_fails_the_run(owner: Any) -> None:
     agent = deployed(owner, n8n_workflow_id="wf_x", webhook_url="http://127.0.0.1:9/webhook/wf_x")
-    execution = services.execution_trigger(
-        actor=Actor(user=owner), agent=agent, input={}, source="api"
+    execution = execution_trigger(
+        TriggerRequest(actor=Actor(user=owner), agent=agent, input={}, source="api")
     ).execution
 
     assert run_execution(execution_id=str(execution.pk), attempt=1) == "failed"
@@ -233,8 +233,8 @@ def test_an_unreachable_workflow_fails_the_run(owner: Any) -> None:
 def test_the_webhook_runtime_takes_the_answer_as_output(owner: Any, httpserver: Any) -> None:
     httpserver.expect_request("/agent", method="POST").respond_with_json({"answer": 42})
     agent = deployed(owner, runtime="webhook", webhook_url=httpserver.url_for("/agent"))
-    execution = services.execution_trigger(
-        actor=Actor(user=owner), agent=agent, input={"q": "?"}, source="api"
+    execution = execution_trigger(
+        TriggerRequest(actor=Actor(user=owner), agent=agent, input={"q": "?"}, source="api")
     ).execution
 
     assert run_execution(execution_id=str(execution.pk), attempt=1) == "success"

@@ -15,6 +15,7 @@ from executions.maintenance import sweep
 from executions.models import Execution
 from executions.runtime import run_execution
 from executions.tasks import maintenance_sweep
+from executions.trigger import TriggerRequest, execution_trigger
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -22,8 +23,8 @@ pytestmark = pytest.mark.django_db
 
 def queued(owner: Any) -> Execution:
     agent = Agent.objects.filter(name="runner").first() or factories.runnable_agent(owner)
-    return services.execution_trigger(
-        actor=Actor(user=owner), agent=agent, input={}, source="api"
+    return execution_trigger(
+        TriggerRequest(actor=Actor(user=owner), agent=agent, input={}, source="api")
     ).execution
 
 

@@ -20,6 +20,7 @@ from controlplane.models import AuditEvent
 from executions import services
 from executions.models import Execution, ExecutionAction, ExecutionStep
 from executions.runtime import run_execution
+from executions.trigger import TriggerRequest, execution_trigger
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -35,8 +36,10 @@ def fast_retries(settings: Any) -> None:
 
 
 def start(agent: Any, user: Any, value: Any = None, **kwargs: Any) -> Execution:
-    return services.execution_trigger(
-        actor=Actor(user=user), agent=agent, input=value or {}, source="api", **kwargs
+    return execution_trigger(
+        TriggerRequest(
+            actor=Actor(user=user), agent=agent, input=value or {}, source="api", **kwargs
+        )
     ).execution
 
 

@@ -331,12 +331,14 @@ def test_rotating_needs_change_rights(
 
 def test_the_service_itself_refuses_nul_and_overdeep_input(runner: Any, owner: Any) -> None:
     from controlplane.errors import Invalid
-    from executions.services import execution_trigger
+    from executions.trigger import TriggerRequest, execution_trigger
 
     deep: Any = "x"
     for _ in range(40):
         deep = [deep]
     for value in ({"email": "a@b.co", "note": "nul\x00"}, {"email": "a@b.co", "deep": deep}):
         with pytest.raises(Invalid):
-            execution_trigger(actor=Actor(user=owner), agent=runner, input=value, source="api")
+            execution_trigger(
+                TriggerRequest(actor=Actor(user=owner), agent=runner, input=value, source="api")
+            )
     assert not Execution.objects.exists()

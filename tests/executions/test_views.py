@@ -34,6 +34,7 @@ from executions import services
 from executions.forms import RunForm, input_form_class
 from executions.models import Execution
 from executions.runtime import run_execution
+from executions.trigger import TriggerRequest, execution_trigger
 from executions.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from tests import factories
 
@@ -189,8 +190,8 @@ def run_section(response: Any) -> str:
 
 def start(agent: Agent, user: Any, value: Any = None, **kwargs: Any) -> Execution:
     kwargs.setdefault("source", "api")
-    return services.execution_trigger(
-        actor=Actor(user=user), agent=agent, input=value or {}, **kwargs
+    return execution_trigger(
+        TriggerRequest(actor=Actor(user=user), agent=agent, input=value or {}, **kwargs)
     ).execution
 
 

@@ -16,8 +16,9 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from controlplane.access import Actor
-from executions import maintenance, services
+from executions import maintenance
 from executions.models import Execution
+from executions.trigger import TriggerRequest, execution_trigger
 from policies import counters, engine
 from policies.models import Policy
 from tests import factories
@@ -88,8 +89,8 @@ def test_simultaneous_triggers_never_exceed_the_running_limit() -> None:
     policy = factories.policy(admin, "ten", "concurrency", {"max_running": 10}, agent=runner)
 
     def fire(_: int) -> str:
-        return services.execution_trigger(
-            actor=Actor(user=owner), agent=runner, input={}, source="api"
+        return execution_trigger(
+            TriggerRequest(actor=Actor(user=owner), agent=runner, input={}, source="api")
         ).execution.status
 
     statuses = Counter(at_once(100, fire))
@@ -113,8 +114,8 @@ def test_a_budget_is_never_overspent_by_simultaneous_runs() -> None:
     factories.policy(admin, "budget", "cost_budget", {"max_cost_usd": float(limit)})
 
     def fire(_: int) -> Execution:
-        return services.execution_trigger(
-            actor=Actor(user=owner), agent=priced, input={}, source="api"
+        return execution_trigger(
+            TriggerRequest(actor=Actor(user=owner), agent=priced, input={}, source="api")
         ).execution
 
     executions = at_once(100, fire)
@@ -147,12 +148,14 @@ def test_requests_that_lose_an_idempotency_race_give_their_reservation_back() ->
 
     def fire(_: int) -> str:
         return str(
-            services.execution_trigger(
-                actor=Actor(user=owner),
-                agent=priced,
-                input={},
-                source="api",
-                idempotency_key="burst",
+            execution_trigger(
+                TriggerRequest(
+                    actor=Actor(user=owner),
+                    agent=priced,
+                    input={},
+                    source="api",
+                    idempotency_key="burst",
+                )
             ).execution.pk
         )
 
@@ -171,8 +174,8 @@ def test_simultaneous_dispatchers_fill_freed_slots_exactly() -> None:
     runner = factories.runnable_agent(owner)
     factories.policy(admin, "five", "concurrency", {"max_running": 5}, agent=runner)
     triggered = [
-        services.execution_trigger(
-            actor=Actor(user=owner), agent=runner, input={}, source="api"
+        execution_trigger(
+            TriggerRequest(actor=Actor(user=owner), agent=runner, input={}, source="api")
         ).execution
         for _ in range(25)
     ]
@@ -202,13 +205,15 @@ from collections import Counter
 from controlplane.access import Actor
 from agents.models import Agent
 from django.contrib.auth.models import User
-from executions.services import execution_trigger
+from executions.trigger import TriggerRequest, execution_trigger
 agent = Agent.objects.get(name="runner")
 user = User.objects.get(username="alice")
 start = float(os.environ["FIRE_AT"])
 time.sleep(max(0, start - time.time()))
 print(dict(Counter(
-    execution_trigger(actor=Actor(user=user), agent=agent, input={}, source="api").execution.status
+    execution_trigger(
+        TriggerRequest(actor=Actor(user=user), agent=agent, input={}, source="api")
+    ).execution.status
     for _ in range(50)
 )))
 """

@@ -1,6 +1,6 @@
 """``manage.py trigger_agent NAME --input JSON [--version V] [--user USERNAME] [--wait SECONDS]``
 
-Runs an agent through ``executions.services.execution_trigger`` (source: manual) and prints
+Runs an agent through ``executions.trigger.execution_trigger`` (source: manual) and prints
 the execution as JSON (the API's 202 answer). With ``--wait`` it then polls until the run
 ends and prints the final execution (the API's detail shape: status, output, error, steps).
 
@@ -26,7 +26,7 @@ from controlplane.errors import ServiceError
 from controlplane.serializers import json_problem
 from executions.api.serializers import ExecutionDetailSerializer, ExecutionTriggeredSerializer
 from executions.models import Execution
-from executions.services import execution_trigger
+from executions.trigger import TriggerRequest, execution_trigger
 
 SYSTEM_ACTOR = "manage.py"
 POLL_SECONDS = (0.05, 0.5)  # first and longest pause between two looks at the run
@@ -76,11 +76,13 @@ class Command(BaseCommand):
         agent = _agent(actor, options["agent"])
         try:
             result = execution_trigger(
-                actor=actor,
-                agent=agent,
-                input=value,
-                source=Execution.Source.MANUAL,
-                version=options.get("agent_version"),
+                TriggerRequest(
+                    actor=actor,
+                    agent=agent,
+                    input=value,
+                    source=Execution.Source.MANUAL,
+                    version=options.get("agent_version"),
+                )
             )
         except ServiceError as exc:
             raise CommandError(_message(exc)) from None
