@@ -21,12 +21,12 @@ from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from agents.selectors import agent_visible_qs
 from approvals import selectors, services
 from approvals.models import ApprovalRequest
 from controlplane.access import Actor, actor_from_request, can
 from controlplane.errors import NotFound, ServiceError
 from controlplane.views import paginate, render_page
-from executions.selectors import execution_list_for
 
 A = ApprovalRequest.Status
 TABS = {"pending": "Pending", "mine": "Assigned to me", "all": "All"}
@@ -53,14 +53,17 @@ def _prepare(actor: Actor, rows: Iterable[ApprovalRequest]) -> list[ApprovalRequ
     approvals = list(rows)
     now = timezone.now()
     may_decide_any = can(actor, "approvals.decide_approvalrequest")
-    # An approver listed by e-mail may not be allowed to open the run itself.
-    visible_runs = set(
-        execution_list_for(actor=actor)
-        .filter(pk__in=[approval.execution_id for approval in approvals])
-        .values_list("pk", flat=True)
-    )
+    # An approver listed by e-mail may not be allowed to open the run itself: that takes the
+    # role's right to read runs and the right to see the run's agent.
+    runs_agents: set[Any] = set()
+    if can(actor, "executions.view_execution"):
+        runs_agents = set(
+            agent_visible_qs(actor=actor)
+            .filter(pk__in={approval.agent_id for approval in approvals})
+            .values_list("pk", flat=True)
+        )
     for approval in approvals:
-        approval.run_visible = approval.execution_id in visible_runs
+        approval.run_visible = approval.agent_id in runs_agents
         approval.my_decision = next(
             (d for d in approval.decisions.all() if d.user_id == actor.user.pk), None
         )

@@ -9,7 +9,6 @@ from approvals.models import ApprovalDecision, ApprovalRequest
 from approvals.services import MAX_NOTES, approval_refusal_now
 from controlplane.access import Actor
 from controlplane.serializers import StrictCharField, StrictSerializer
-from executions.models import Execution
 
 # --- input ------------------------------------------------------------------------------------
 
@@ -52,8 +51,12 @@ class ApprovalSerializer(serializers.ModelSerializer):
 
     approval_id = serializers.UUIDField(source="id", read_only=True)
     execution_id = serializers.UUIDField(read_only=True)
+    # The run's statuses, read through the request's relation to it (approvals import
+    # nothing of executions).
     execution_status = serializers.ChoiceField(
-        source="execution.status", choices=Execution.Status.choices, read_only=True
+        source="execution.status",
+        choices=ApprovalRequest.execution.field.related_model.Status.choices,
+        read_only=True,
     )
     agent_id = serializers.UUIDField(read_only=True)
     agent_name = serializers.CharField(source="agent.name", read_only=True)
