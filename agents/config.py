@@ -22,6 +22,7 @@ from jsonschema.validators import validator_for
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 
+from controlplane.cron import CronError, parse
 from controlplane.serializers import (
     JSONObjectField,
     StrictBooleanField,
@@ -222,7 +223,7 @@ TOOL_CONFIG_SERIALIZERS: dict[str, type[StrictSerializer]] = {
 }
 
 
-# A cron trigger's own settings (schedules.services reads them, with these defaults):
+# A cron trigger's own settings (the schedules app reads them, with these defaults):
 # optional and without a default, so that a config stored before they existed normalizes
 # to exactly itself (same config_hash).
 CRON_SETTINGS = ("input", "overlap", "catch_up", "jitter_seconds", "pause_after_failures")
@@ -259,8 +260,6 @@ class TriggerSerializer(StrictSerializer):
     )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        from schedules.calendar import CronError, parse
-
         if self.root.partial:
             return attrs
         schedule = attrs.get("schedule")

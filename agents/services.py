@@ -1,7 +1,8 @@
 """Writes to the agent registry. Every change is checked, locked, audited, and atomic.
 
 Callers (API, console, admin, commands) pass validated input from ``agents.config`` and an
-``Actor``; the permission rule is ``controlplane.access.can``.
+``Actor``; the permission rule is ``controlplane.access.can``. What other apps do when an
+agent changes they subscribe to ``agent_changed`` and ``agent_tags_changed``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,17 @@ from agents.models import Agent, AgentVersion, Tag
 from controlplane.access import Actor, actor_is_admin, can
 from controlplane.audit import audit_record
 from controlplane.errors import Conflict, Forbidden, Invalid, NotFound
+from controlplane.hooks import Hook
 from controlplane.roles import Role
+from integrations.vault import decrypt, encrypt
+
+# In the service's transaction, the agent row locked, after its status or its production
+# version changed (activate, pause, deprecate, archive; promote to production, rollback): a
+# cron agent's schedule follows (``schedules``).
+agent_changed: Hook[[Actor, Agent]] = Hook("agents.agent_changed")
+# In the transaction that changed an agent's tags: the policy index is rebuilt after commit,
+# since tag policies reach other agents now (``policies``).
+agent_tags_changed: Hook[[Agent]] = Hook("agents.agent_tags_changed")
 
 OWNER_PERMS = ("view_agent", "change_agent", "delete_agent", "execute_agent")
 TEAM_PERMS = ("view_agent", "change_agent", "execute_agent")
@@ -109,8 +120,6 @@ def _set_team(agent: Agent, team: Group | None) -> None:
 
 
 def _set_tags(agent: Agent, names: list[str]) -> None:
-    from policies.engine import index_changed
-
     tags = []
     for name in dict.fromkeys(names):  # keep order, drop duplicates
         tag, _ = Tag.objects.get_or_create(name=name)
@@ -118,7 +127,7 @@ def _set_tags(agent: Agent, names: list[str]) -> None:
     before = set(agent.tags.values_list("pk", flat=True))
     agent.tags.set(tags)
     if before != {tag.pk for tag in tags}:
-        transaction.on_commit(index_changed)  # tag policies reach other agents now
+        agent_tags_changed(agent)
 
 
 def _refuse_archived(agent: Agent) -> None:
@@ -354,7 +363,7 @@ def agent_transition(*, actor: Actor, agent: Agent, action: str) -> Agent:
         agent.archived_at = timezone.now()
     agent.save()
     _audit_agent(actor, f"agent.{action}d", agent, before, agent_snapshot(agent))
-    _sync_schedule(actor, agent)
+    agent_changed(actor, agent)
     return agent
 
 
@@ -411,7 +420,7 @@ def agent_version_promote(
     agent.save()
     _audit_agent(actor, "agent.promoted", agent, before_agent, agent_snapshot(agent))
     if target.stage == AgentVersion.Stage.PRODUCTION:
-        _sync_schedule(actor, agent)
+        agent_changed(actor, agent)
     return target
 
 
@@ -434,16 +443,8 @@ def agent_rollback(*, actor: Actor, agent: Agent) -> AgentVersion:
     agent.production_version = previous
     agent.save()
     _audit_agent(actor, "agent.rolled_back", agent, before_agent, agent_snapshot(agent))
-    _sync_schedule(actor, agent)
+    agent_changed(actor, agent)
     return previous
-
-
-def _sync_schedule(actor: Actor, agent: Agent) -> None:
-    """The cron schedule follows the production version and the status, in this
-    transaction (``schedules.services.schedule_sync``)."""
-    from schedules.services import schedule_sync
-
-    schedule_sync(actor=actor, agent=agent)
 
 
 def _set_stage(actor: Actor, version: AgentVersion, stage: str, now: Any) -> None:
@@ -496,8 +497,6 @@ def agent_access_set(
 def agent_webhook_secret_rotate(*, actor: Actor, agent: Agent) -> str:
     """A new secret for the agent's webhook trigger; the old one stops working at once.
     Returns the secret, which is shown once: only its encrypted form is kept."""
-    from integrations.vault import encrypt
-
     _require(actor, "agents.change_agent", agent)
     agent = _locked(agent)
     _refuse_archived(agent)
@@ -512,8 +511,6 @@ def agent_webhook_secret_rotate(*, actor: Actor, agent: Agent) -> str:
 
 
 def agent_webhook_secret(agent: Agent) -> str | None:
-    from integrations.vault import decrypt
-
     if not agent.webhook_secret_ciphertext:
         return None
     return decrypt(agent.webhook_secret_ciphertext)["secret"]

@@ -23,6 +23,7 @@ from agents.api.serializers import AgentCreateSerializer
 from agents.filters import AgentFilter
 from agents.forms import AgentRegisterForm, VersionCreateForm, VersionEditForm
 from agents.models import Agent, AgentVersion
+from agents.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, webhook_instructions
 from controlplane.access import Actor, actor_from_request, can
 from controlplane.errors import Invalid, NotFound, ServiceError, flatten_errors
 from controlplane.roles import Role
@@ -31,7 +32,6 @@ from executions.forms import RunForm, input_form_class
 from executions.models import Execution
 from executions.selectors import execution_list_for
 from executions.trigger import TriggerRequest, execution_trigger
-from executions.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, webhook_instructions
 from schedules.selectors import schedule_view, schedules_needing_attention
 from schedules.services import schedule_pause, schedule_resume
 

@@ -39,6 +39,11 @@ def _announce() -> None:
     transaction.on_commit(index_changed)
 
 
+def policy_index_follow_tags(agent: Agent) -> None:
+    """``agents.services.agent_tags_changed``: tag policies reach other agents now."""
+    _announce()
+
+
 def _require(actor: Actor, perm: str, applies_to: str, agent: Agent | None) -> None:
     """The role's right first, then the scope's shape (a 400 names the missing target),
     then the right on what the scope reaches."""

@@ -14,10 +14,11 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from agents.selectors import agent_visible_qs
+from controlplane import cron
 from controlplane.access import actor_from_request, can
 from controlplane.admin import ReadOnlyAdmin
 from controlplane.errors import ServiceError
-from schedules import calendar, services
+from schedules import services
 from schedules.models import Schedule, ScheduleFire
 
 
@@ -78,7 +79,7 @@ class ScheduleAdmin(ReadOnlyAdmin):
 
     @admin.display(description="in words")
     def in_words(self, obj: Schedule) -> str:
-        return calendar.describe(calendar.parse(obj.expression), obj.timezone)
+        return cron.describe(cron.parse(obj.expression), obj.timezone)
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return can(actor_from_request(request), "agents.view_agent")

@@ -11,7 +11,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from agents.models import Agent
-from schedules import calendar
+from controlplane import cron
 from schedules.models import Schedule, ScheduleFire
 from schedules.services import grace
 
@@ -58,12 +58,12 @@ def schedule_view(
     if schedule is None:
         return None
     now = now or timezone.now()
-    spec = calendar.parse(schedule.expression)
+    spec = cron.parse(schedule.expression)
     start = schedule.cursor if schedule.active else now
     view = ScheduleView(
         schedule=schedule,
-        description=calendar.describe(spec, schedule.timezone),
-        next_fires=calendar.next_fires(spec, zoneinfo.ZoneInfo(schedule.timezone), start, upcoming),
+        description=cron.describe(spec, schedule.timezone),
+        next_fires=cron.next_fires(spec, zoneinfo.ZoneInfo(schedule.timezone), start, upcoming),
         overdue_since=overdue_since(schedule, now),
     )
     view.last_fires = list(

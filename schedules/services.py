@@ -1,7 +1,8 @@
 """Cron agents: keeping the beat entry in step with the agent, and handling each fire once.
 
-- ``schedule_sync`` — called by the agent services (promote, rollback, activate, pause,
-  deprecate, archive) in their transaction, with the agent locked: the agent's ``Schedule``
+- ``schedule_sync`` — called when the agent services change an agent (promote, rollback,
+  activate, pause, deprecate, archive: ``agents.services.agent_changed``) in their
+  transaction, with the agent locked: the agent's ``Schedule``
   and its django-celery-beat ``PeriodicTask`` follow the production version's cron trigger
   and the agent's status. An edit keeps the cursor, so the next fire is never lost.
 - ``schedule_fire`` — what beat's entry calls at each fire, what the safety-net tick calls
@@ -36,12 +37,12 @@ from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from agents.models import Agent
+from controlplane import cron
 from controlplane.access import Actor, can
 from controlplane.audit import audit_record
 from controlplane.errors import Conflict, Forbidden, ServiceError
 from executions.lifecycle import Transition
 from executions.models import Execution
-from schedules import calendar
 from schedules.models import Schedule, ScheduleFire
 
 logger = logging.getLogger(__name__)
@@ -94,8 +95,8 @@ def _audit(actor: Actor, action: str, schedule: Schedule, before: Any = None, **
     )
 
 
-def _spec(schedule: Schedule) -> tuple[calendar.CronSpec, zoneinfo.ZoneInfo]:
-    return calendar.parse(schedule.expression), zoneinfo.ZoneInfo(schedule.timezone)
+def _spec(schedule: Schedule) -> tuple[cron.CronSpec, zoneinfo.ZoneInfo]:
+    return cron.parse(schedule.expression), zoneinfo.ZoneInfo(schedule.timezone)
 
 
 def _set_next(schedule: Schedule) -> None:
@@ -104,7 +105,7 @@ def _set_next(schedule: Schedule) -> None:
         schedule.next_fire_at = schedule.due_at = None
         return
     spec, zone = _spec(schedule)
-    upcoming = calendar.next_fires(spec, zone, schedule.cursor, 1)
+    upcoming = cron.next_fires(spec, zone, schedule.cursor, 1)
     schedule.next_fire_at = upcoming[0] if upcoming else None
     schedule.due_at = (
         schedule.next_fire_at + timedelta(seconds=_jitter(schedule, schedule.next_fire_at))
@@ -114,12 +115,12 @@ def _set_next(schedule: Schedule) -> None:
 
 
 def _jitter(schedule: Schedule, fire_at: datetime) -> int:
-    return calendar.jitter(str(schedule.agent_id), fire_at, schedule.jitter_seconds)
+    return cron.jitter(str(schedule.agent_id), fire_at, schedule.jitter_seconds)
 
 
-def _save_beat_entry(schedule: Schedule, spec: calendar.CronSpec) -> None:
+def _save_beat_entry(schedule: Schedule, spec: cron.CronSpec) -> None:
     crontab, _ = CrontabSchedule.objects.get_or_create(
-        **calendar.crontab_fields(spec), timezone=zoneinfo.ZoneInfo(schedule.timezone)
+        **cron.crontab_fields(spec), timezone=zoneinfo.ZoneInfo(schedule.timezone)
     )
     task = schedule.periodic_task or PeriodicTask(
         name=f"cron:{schedule.agent.name}:{schedule.agent_id}"
@@ -131,7 +132,7 @@ def _save_beat_entry(schedule: Schedule, spec: calendar.CronSpec) -> None:
     task.queue = "default"
     task.enabled = schedule.active
     task.expire_seconds = settings.SCHEDULE_MISSED_GRACE_SECONDS
-    task.description = calendar.describe(spec, schedule.timezone)
+    task.description = cron.describe(spec, schedule.timezone)
     task.save()  # django-celery-beat's signal tells beat to reload its entries
     schedule.periodic_task = task
 
@@ -167,7 +168,7 @@ def schedule_sync(*, actor: Actor, agent: Agent, now: datetime | None = None) ->
         _audit(actor, "schedule.removed", schedule, before)
         return schedule
 
-    spec = calendar.parse(trigger["schedule"])
+    spec = cron.parse(trigger["schedule"])
     zone = trigger.get("timezone") or "UTC"
     created = schedule is None
     if schedule is None:
@@ -200,6 +201,11 @@ def schedule_sync(*, actor: Actor, agent: Agent, now: datetime | None = None) ->
     elif after != before:
         _audit(actor, "schedule.changed", schedule, before)
     return schedule
+
+
+def schedule_follow_agent(actor: Actor, agent: Agent) -> None:
+    """``agents.services.agent_changed``: the schedule follows the agent, in its transaction."""
+    schedule_sync(actor=actor, agent=agent)
 
 
 def schedule_pause(
@@ -301,7 +307,7 @@ def schedule_fire(agent_id: Any, now: datetime | None = None) -> FireReport | No
         if not schedule.active:
             return report
         spec, zone = _spec(schedule)
-        latest, count = calendar.due(spec, zone, schedule.cursor, now + EARLY)
+        latest, count = cron.due(spec, zone, schedule.cursor, now + EARLY)
         if latest is None:
             return report
         due_at = latest + timedelta(seconds=_jitter(schedule, latest))

@@ -28,12 +28,12 @@ from agents.api.serializers import (
 )
 from agents.filters import AgentFilter
 from agents.models import Agent
+from agents.webhooks import webhook_instructions
 from controlplane.access import Actor, actor_from_request, can
 from controlplane.errors import Forbidden, NotFound
 from executions.api.serializers import ExecutionTriggeredSerializer, RunSerializer
 from executions.api.views import IDEMPOTENCY_KEY, trigger
 from executions.models import Execution
-from executions.webhooks import webhook_instructions
 from schedules import services as schedule_services
 from schedules.api import SchedulePauseSerializer, ScheduleSerializer
 from schedules.selectors import schedule_view

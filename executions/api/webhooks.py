@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 
 from agents.models import Agent
 from agents.selectors import agent_by_ref
+from agents.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_webhook
 from controlplane.access import Actor
 from controlplane.errors import Invalid, Unauthenticated
 from controlplane.serializers import json_problem
@@ -17,7 +18,6 @@ from executions.api.serializers import ExecutionTriggeredSerializer
 from executions.api.views import IDEMPOTENCY_KEY, accepted, idempotency_key
 from executions.models import Execution
 from executions.trigger import TriggerRequest, execution_trigger
-from executions.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_webhook
 
 
 class AgentWebhookView(APIView):

@@ -13,10 +13,10 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from agents import services as agent_services
+from agents.webhooks import sign
 from controlplane.access import Actor
 from controlplane.models import AuditEvent
 from executions.models import Execution
-from executions.webhooks import sign
 from tests import factories
 
 pytestmark = pytest.mark.django_db

@@ -28,6 +28,7 @@ from pytest_django.asserts import (
 from agents import services as agent_services
 from agents.models import Agent
 from agents.services import agent_webhook_secret
+from agents.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from controlplane.access import Actor
 from controlplane.models import AuditEvent
 from executions import services
@@ -35,7 +36,6 @@ from executions.forms import RunForm, input_form_class
 from executions.models import Execution
 from executions.runtime import run_execution
 from executions.trigger import TriggerRequest, execution_trigger
-from executions.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from tests import factories
 
 pytestmark = pytest.mark.django_db

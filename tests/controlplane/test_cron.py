@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from schedules.calendar import (
+from controlplane.cron import (
     CronError,
     crontab_fields,
     describe,

@@ -1,5 +1,6 @@
-"""Webhook triggers: ``POST /api/v1/hooks/agents/{id or name}``, signed with the agent's
-webhook secret.
+"""An agent's webhook: how a trigger of ``POST /api/v1/hooks/agents/{id or name}`` is signed
+with the agent's webhook secret, and checked (the endpoint itself is
+``executions.api.webhooks``).
 
 Headers (the same scheme the ``webhook_post`` tool signs with, so one control plane's agent
 can trigger another's):
