@@ -9,6 +9,7 @@ delete.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
@@ -17,7 +18,6 @@ from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
-from django.urls import reverse
 from django.utils.html import format_html
 from guardian.admin import (
     AdminGroupObjectPermissionsForm,
@@ -32,8 +32,7 @@ from agents.models import Agent, AgentVersion, Tag
 from controlplane.access import actor_from_request, can
 from controlplane.admin import ServiceErrorsAsMessages
 from controlplane.errors import ServiceError, flatten_errors
-from executions.models import Execution
-from executions.trigger import TriggerRequest, execution_trigger
+from controlplane.hooks import Registry
 
 DEFAULT_CONFIG = {
     "runtime": "llm",
@@ -145,31 +144,9 @@ def _lifecycle_action(name: str, label: str) -> Any:
     return run
 
 
-@admin.action(description="Run selected agents (empty input)", permissions=["execute"])
-def run_selected(modeladmin: AgentAdmin, request: HttpRequest, queryset: QuerySet[Agent]) -> None:
-    """One manual run of each agent's production version, with ``{}`` as the input."""
-    actor = actor_from_request(request)
-    for agent in queryset:
-        try:
-            result = execution_trigger(
-                TriggerRequest(actor=actor, agent=agent, input={}, source=Execution.Source.MANUAL)
-            )
-        except ServiceError as exc:
-            modeladmin.message_user(request, f"{agent.name}: {exc.message}", messages.ERROR)
-            continue
-        execution = result.execution
-        modeladmin.message_user(
-            request,
-            format_html(
-                '{}: run <a href="{}">{}</a> of {} is {}.',
-                agent.name,
-                reverse("admin:executions_execution_change", args=[execution.pk]),
-                str(execution.pk)[:8],
-                execution.agent_version.version,
-                execution.status,
-            ),
-            messages.SUCCESS,
-        )
+# Admin actions other apps add to the agent list (the executions app's "Run selected
+# agents"), registered when their admin module loads.
+agent_admin_actions: Registry[Callable[..., None]] = Registry("agents.agent_admin_actions")
 
 
 @admin.register(Agent)
@@ -219,15 +196,18 @@ class AgentAdmin(ServiceErrorsAsMessages, GuardedModelAdmin):
         "archived_at",
     ]
     filter_horizontal = ["tags"]
-    actions = [
+    lifecycle_actions = [
         _lifecycle_action("activate", "Activate selected agents"),
         _lifecycle_action("pause", "Pause selected agents"),
         _lifecycle_action("deprecate", "Deprecate selected agents"),
         _lifecycle_action("promote", "Promote (staging → production, else newest draft → staging)"),
         _lifecycle_action("rollback", "Roll back production to the previous version"),
         _lifecycle_action("archive", "Delete (archive) selected agents"),
-        run_selected,
     ]
+
+    @property  # type: ignore[override]
+    def actions(self) -> list[Callable[..., None]]:
+        return [*self.lifecycle_actions, *agent_admin_actions]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Agent]:
         # The version columns print "agent@version": without their agent, a query per row.
@@ -376,7 +356,6 @@ class AgentVersionAdmin(ServiceErrorsAsMessages, admin.ModelAdmin):
 
     @admin.display(description="config")
     def pretty_config(self, obj: AgentVersion) -> str:
-        from django.utils.html import format_html
 
         return format_html("<pre>{}</pre>", json.dumps(obj.config, indent=2, sort_keys=True))
 

@@ -48,6 +48,12 @@ def agent_visible_qs(*, actor: Actor, perm: str = "agents.view_agent") -> QueryS
     return built.all()
 
 
+def agent_ids_visible(actor: Actor) -> QuerySet[Any]:
+    """The ids of the agents the actor may see, as a subquery (``controlplane.selectors.
+    visible_agent_ids``: the audit log's filter)."""
+    return agent_visible_qs(actor=actor).values("pk")
+
+
 def agent_list(*, actor: Actor) -> QuerySet[Agent]:
     return (
         agent_visible_qs(actor=actor)

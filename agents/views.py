@@ -1,18 +1,17 @@
 """Console pages for the registry. Each view returns the full page, or the partial HTMX
-asked for (``request.htmx``); every write goes through ``agents.services``."""
+asked for (``request.htmx``); every write goes through ``agents.services``. The cards other
+apps add to these pages (the Run form, recent runs, the schedule) are ``agents.sections``."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_http_methods, require_POST
@@ -23,22 +22,17 @@ from agents.api.serializers import AgentCreateSerializer
 from agents.filters import AgentFilter
 from agents.forms import AgentRegisterForm, VersionCreateForm, VersionEditForm
 from agents.models import Agent, AgentVersion
+from agents.sections import agent_list_sections, agent_page_sections, render_sections
 from agents.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, webhook_instructions
 from controlplane.access import Actor, actor_from_request, can
-from controlplane.errors import Invalid, NotFound, ServiceError, flatten_errors
+from controlplane.errors import NotFound, ServiceError, flatten_errors
 from controlplane.roles import Role
 from controlplane.views import paginate, render_page
-from executions.forms import RunForm, input_form_class
-from executions.models import Execution
-from executions.selectors import execution_list_for
-from executions.trigger import TriggerRequest, execution_trigger
-from schedules.selectors import schedule_view, schedules_needing_attention
-from schedules.services import schedule_pause, schedule_resume
 
 ACTIONS = ("activate", "pause", "deprecate", "archive", "promote", "rollback")
 
 
-def _agent_or_404(actor: Actor, name: str) -> Agent:
+def agent_or_404(actor: Actor, name: str) -> Agent:
     try:
         return selectors.agent_get(actor=actor, ref=name)
     except NotFound:
@@ -72,45 +66,11 @@ def agent_list(request: HttpRequest) -> HttpResponse:
         "filter": filterset,
         "page": paginate(request, agents),
         "can_view": can(actor, "agents.view_agent"),
-        # Schedules that missed fires or paused themselves: the console's alert list.
-        "attention": schedules_needing_attention(agents=selectors.agent_list(actor=actor)),
+        "sections": render_sections(
+            agent_list_sections, request, actor, selectors.agent_list(actor=actor)
+        ),
     }
     return render_page(request, "agents/list.html", "agents/_list_table.html", context)
-
-
-def _run_context(
-    actor: Actor, agent: Agent, *, version: str | None = None, data: QueryDict | None = None
-) -> dict[str, Any]:
-    """The Run section: the versions this user may pick (production; staging too with the
-    right to change the agent) and a form generated from the chosen one's input schema."""
-    if not can(actor, "agents.execute_agent", agent) or agent.status == Agent.Status.ARCHIVED:
-        return {"agent": agent, "can_run": False}
-    choices = [
-        (found, stage)
-        for found, stage in (
-            (agent.production_version, "production"),
-            (
-                agent.staging_version if can(actor, "agents.change_agent", agent) else None,
-                "staging",
-            ),
-        )
-        if found is not None
-    ]
-    chosen = next((found for found, _ in choices if found.version == version), None)
-    if chosen is None and choices:
-        chosen = choices[0][0]
-    context: dict[str, Any] = {
-        "agent": agent,
-        "can_run": True,
-        "run_version": chosen,
-        "run_versions": [(found.version, stage) for found, stage in choices],
-        "run_error": "",
-    }
-    if chosen is not None:
-        form_class = input_form_class(chosen.config.get("input_schema"))
-        context["input_form"] = form_class(data)
-        context["run_form"] = RunForm(data, initial={"version": chosen.version})
-    return context
 
 
 def _webhook_context(
@@ -128,7 +88,15 @@ def _webhook_context(
     }
 
 
-def _detail_context(request: HttpRequest, actor: Actor, agent: Agent, **run: Any) -> dict[str, Any]:
+def agent_page_context(
+    request: HttpRequest,
+    actor: Actor,
+    agent: Agent,
+    *,
+    given: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The agent page's context; ``given``: a card's context its own view made (a Run form
+    with its errors) to show instead of a fresh one."""
     context = _panel_context(actor, agent)
     production = agent.production_version
     context["production_config"] = (
@@ -137,67 +105,24 @@ def _detail_context(request: HttpRequest, actor: Actor, agent: Agent, **run: Any
     versions = context["versions"]
     if len(versions) >= 2:
         context["diff_from"], context["diff_to"] = versions[1].version, versions[0].version
-    context.update(_run_context(actor, agent, **run))
+    context["sections"] = render_sections(agent_page_sections, request, actor, agent, given=given)
     context.update(_webhook_context(request, actor, agent))
-    context.update(_schedule_context(actor, agent))
-    context["can_view_runs"] = can(actor, "executions.view_execution")
-    if context["can_view_runs"]:
-        context["recent_runs"] = execution_list_for(actor=actor).filter(agent=agent)[:10]
     return context
 
 
 @login_required
 def agent_detail(request: HttpRequest, name: str) -> HttpResponse:
     actor = actor_from_request(request)
-    agent = _agent_or_404(actor, name)
-    context = _detail_context(request, actor, agent, version=request.GET.get("run_version"))
+    agent = agent_or_404(actor, name)
+    context = agent_page_context(request, actor, agent)
     return render_page(request, "agents/detail.html", "agents/_panel.html", context)
-
-
-def _schedule_context(actor: Actor, agent: Agent, **extra: str) -> dict[str, Any]:
-    return {
-        "agent": agent,
-        "schedule": schedule_view(agent=agent),
-        "schedule_can_change": can(actor, "agents.change_agent", agent),
-        "can_view_runs": can(actor, "executions.view_execution"),
-        **extra,
-    }
-
-
-@login_required
-@require_POST
-def agent_schedule(request: HttpRequest, name: str) -> HttpResponse:
-    """Pause or resume the agent's schedule (the agent itself stays as it is)."""
-    actor = actor_from_request(request)
-    agent = _agent_or_404(actor, name)
-    action = request.POST.get("action")
-    error, notice, status = "", "", 200
-    try:
-        if action == "pause":
-            schedule_pause(actor=actor, agent=agent)
-            notice = "Schedule paused: it does not fire until resumed."
-        elif action == "resume":
-            schedule_resume(actor=actor, agent=agent)
-            notice = "Schedule resumed."
-        else:
-            error, status = "Choose pause or resume.", 400
-    except ServiceError as exc:
-        error, status = exc.message, exc.status_code
-    if not request.htmx:
-        if error:
-            messages.error(request, error)
-        else:
-            messages.success(request, notice)
-        return redirect("agents:detail", name=agent.name)
-    context = _schedule_context(actor, agent, schedule_error=error, schedule_notice=notice)
-    return render(request, "schedules/_card.html", context, status=status)
 
 
 @login_required
 @require_POST
 def agent_action(request: HttpRequest, name: str, action: str) -> HttpResponse:
     actor = actor_from_request(request)
-    agent = _agent_or_404(actor, name)
+    agent = agent_or_404(actor, name)
     if action not in ACTIONS:
         raise Http404(f"No action {action!r}.")
     status = 200
@@ -224,15 +149,14 @@ def agent_action(request: HttpRequest, name: str, action: str) -> HttpResponse:
             return response
         return redirect("agents:list")
     if request.htmx:
-        agent = _agent_or_404(actor, name)
+        agent = agent_or_404(actor, name)
         context = _panel_context(actor, agent, error=error)
         context["notice"] = "" if error else done
         response = render(request, "agents/_panel.html", context, status=status)
-        # A promotion or a lifecycle move changes what the Run section offers: swap it too.
-        run = _run_context(actor, agent)
-        if run["can_run"]:
-            context = {**run, "oob": True}
-            response.content += render_to_string("agents/_run.html", context, request).encode()
+        # A promotion or a lifecycle move changes what other cards offer (the Run form's
+        # versions): swap them too.
+        for html in render_sections(agent_page_sections, request, actor, agent, after_action=True):
+            response.content += html.encode()
         return response
     if error:
         messages.error(request, error)
@@ -244,7 +168,7 @@ def agent_action(request: HttpRequest, name: str, action: str) -> HttpResponse:
 @login_required
 def agent_diff(request: HttpRequest, name: str) -> HttpResponse:
     actor = actor_from_request(request)
-    agent = _agent_or_404(actor, name)
+    agent = agent_or_404(actor, name)
     older_ref, newer_ref = request.GET.get("from", ""), request.GET.get("to", "")
     context: dict[str, Any] = {"agent": agent, "diff_from": older_ref, "diff_to": newer_ref}
     status = 200
@@ -301,7 +225,7 @@ def agent_new(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def version_new(request: HttpRequest, name: str) -> HttpResponse:
     actor = actor_from_request(request)
-    agent = _agent_or_404(actor, name)
+    agent = agent_or_404(actor, name)
     if not can(actor, "agents.change_agent", agent):
         raise PermissionDenied
     form = VersionCreateForm(request.POST or None, agent=agent)
@@ -330,7 +254,7 @@ def version_new(request: HttpRequest, name: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def version_edit(request: HttpRequest, name: str, version: str) -> HttpResponse:
     actor = actor_from_request(request)
-    agent = _agent_or_404(actor, name)
+    agent = agent_or_404(actor, name)
     try:
         found = selectors.agent_version_get(agent=agent, version=version)
     except NotFound:
@@ -370,79 +294,11 @@ def version_edit(request: HttpRequest, name: str, version: str) -> HttpResponse:
 
 
 @login_required
-@require_http_methods(["GET", "POST"])
-def agent_run(request: HttpRequest, name: str) -> HttpResponse:
-    """The Run form: GET swaps in the form of another version (HTMX); POST triggers a run
-    through ``executions.services.execution_trigger`` and goes to the new execution's page.
-    A refusal (invalid input, agent not runnable) is shown in the form."""
-    actor = actor_from_request(request)
-    agent = _agent_or_404(actor, name)
-    if not can(actor, "agents.execute_agent", agent):
-        raise PermissionDenied
-    if request.method == "GET":
-        version = request.GET.get("version") or None
-        if not request.htmx:
-            query = f"?{urlencode({'run_version': version})}" if version else ""
-            return redirect(reverse("agents:detail", args=[agent.name]) + query + "#run")
-        return render(request, "agents/_run.html", _run_context(actor, agent, version=version))
-
-    context = _run_context(actor, agent, version=request.POST.get("version"), data=request.POST)
-    status = 400
-    run_form, input_form = context.get("run_form"), context.get("input_form")
-    if run_form is None or input_form is None:
-        context["run_error"], status = "This agent has no version to run.", 409
-    elif run_form.is_valid():
-        raw = run_form.cleaned_data["raw_input"]
-        if raw is not None or input_form.is_valid():
-            value = raw.value if raw is not None else input_form.to_input()
-            try:
-                result = execution_trigger(
-                    TriggerRequest(
-                        actor=actor,
-                        agent=agent,
-                        input=value,
-                        source=Execution.Source.MANUAL,
-                        version=run_form.cleaned_data["version"],
-                    )
-                )
-            except Invalid as exc:
-                problems = exc.details.get("validationErrors") or []
-                if raw is not None:
-                    for problem in problems:
-                        run_form.add_error("raw_input", f"{problem['field']}: {problem['message']}")
-                else:
-                    input_form.add_input_errors(problems)
-                if not problems:
-                    context["run_error"] = exc.message
-                status = exc.status_code
-            except ServiceError as exc:
-                context["run_error"], status = exc.message, exc.status_code
-            else:
-                execution = result.execution
-                staging = " (staging run)" if execution.is_staging else ""
-                messages.success(
-                    request,
-                    f"Run of {agent.name} {execution.agent_version.version} started{staging}.",
-                )
-                url = reverse("executions:detail", args=[execution.pk])
-                if request.htmx:
-                    response = HttpResponse(status=204)
-                    response["HX-Redirect"] = url
-                    return response
-                return redirect(url)
-    if request.htmx:
-        return render(request, "agents/_run.html", context, status=status)
-    page = _detail_context(request, actor, agent)
-    page.update(context)
-    return render(request, "agents/detail.html", page, status=status)
-
-
-@login_required
 @require_POST
 def agent_webhook_rotate(request: HttpRequest, name: str) -> HttpResponse:
     """A new webhook secret, shown once (never cached), with what a sender needs."""
     actor = actor_from_request(request)
-    agent = _agent_or_404(actor, name)
+    agent = agent_or_404(actor, name)
     try:
         secret = services.agent_webhook_secret_rotate(actor=actor, agent=agent)
     except ServiceError as exc:
@@ -457,7 +313,7 @@ def agent_webhook_rotate(request: HttpRequest, name: str) -> HttpResponse:
         context = {**_webhook_context(request, actor, agent, secret), "agent": agent}
         response = render(request, "agents/_webhook.html", context)
     else:
-        context = _detail_context(request, actor, agent)
+        context = agent_page_context(request, actor, agent)
         context.update(_webhook_context(request, actor, agent, secret))
         response = render(request, "agents/detail.html", context)
     # The secret is shown once: no cache, back button or proxy may show it again.

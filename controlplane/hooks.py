@@ -16,7 +16,9 @@ error rolls the whole change back, as if the code were inline. A subscriber that
 once the change is committed asks for it itself (``transaction.on_commit``).
 
 A ``Registry`` is the same idea for contributions that are looked up rather than called: the
-cards of the agent page, the agent admin's actions.
+cards of the agent page, the agent admin's actions. A ``Provider`` is a question a lower app
+asks and exactly one higher app answers: which agents may this actor see (the kernel's audit
+log filters by them; the agents app knows).
 """
 
 from __future__ import annotations
@@ -24,8 +26,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Generic, ParamSpec, TypeVar
 
+from django.core.exceptions import ImproperlyConfigured
+
 P = ParamSpec("P")
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class Registry(Generic[T]):
@@ -60,3 +65,23 @@ class Hook(Registry[Callable[P, None]]):
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> None:
         for receiver in self._items:
             receiver(*args, **kwargs)
+
+
+class Provider(Generic[P, R]):
+    """One answer to a question, given by the app that knows it (in its ``ready()``)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._answer: Callable[P, R] | None = None
+
+    def provide(self, answer: Callable[P, R]) -> Callable[P, R]:
+        self._answer = answer
+        return answer
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        if self._answer is None:
+            raise ImproperlyConfigured(f"Nothing provides {self.name} (is its app installed?).")
+        return self._answer(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<Provider {self.name}>"

@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.db.models import Q, QuerySet
 
-from agents.selectors import agent_visible_qs
 from controlplane.access import Actor, actor_is_admin, can, is_admin, role_permissions
+from controlplane.hooks import Provider
 from controlplane.models import APIKey, AuditEvent
 from controlplane.roles import Role
+
+# The ids of the agents an actor may see, as a query (``agents`` provides it).
+visible_agent_ids: Provider[[Actor], QuerySet[Any]] = Provider("controlplane.visible_agent_ids")
 
 
 def audit_event_list(*, actor: Actor) -> QuerySet[AuditEvent]:
@@ -15,7 +20,7 @@ def audit_event_list(*, actor: Actor) -> QuerySet[AuditEvent]:
     events = AuditEvent.objects.order_by("-id")
     if is_admin(actor.user):
         return events
-    visible = agent_visible_qs(actor=actor).values("pk")
+    visible = visible_agent_ids(actor)
     return events.filter(Q(agent_id__in=visible) | Q(actor_user_id=actor.user.pk))
 
 

@@ -1,7 +1,7 @@
 """Runs in the Django admin: read-only (a status is never edited by hand), limited to the
 runs of agents the user may see, with a cancel action that calls
-``executions.services.execution_cancel``; and, for admins, the days the dashboard reads from
-their sums."""
+``executions.services.execution_cancel``; for admins, the days the dashboard reads from their
+sums; and the agent list's "Run selected agents" action (``agents.admin.agent_admin_actions``)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,17 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Sum
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 
+from agents.admin import AgentAdmin, agent_admin_actions
+from agents.models import Agent
 from controlplane.access import actor_from_request, actor_is_admin, can
 from controlplane.admin import ReadOnlyAdmin, ReadOnlyInline
 from controlplane.errors import ServiceError
 from executions import rollups, selectors, services
 from executions.models import DayRollup, Execution, ExecutionAction, ExecutionStep, RolledUpDay
+from executions.trigger import TriggerRequest, execution_trigger
 
 
 class ExecutionStepInline(ReadOnlyInline):
@@ -53,6 +58,36 @@ class ExecutionActionInline(ReadOnlyInline):
         "finished_at",
     ]
     readonly_fields = fields
+
+
+@admin.action(description="Run selected agents (empty input)", permissions=["execute"])
+def run_selected(modeladmin: AgentAdmin, request: HttpRequest, queryset: QuerySet[Agent]) -> None:
+    """One manual run of each agent's production version, with ``{}`` as the input."""
+    actor = actor_from_request(request)
+    for agent in queryset:
+        try:
+            result = execution_trigger(
+                TriggerRequest(actor=actor, agent=agent, input={}, source=Execution.Source.MANUAL)
+            )
+        except ServiceError as exc:
+            modeladmin.message_user(request, f"{agent.name}: {exc.message}", messages.ERROR)
+            continue
+        execution = result.execution
+        modeladmin.message_user(
+            request,
+            format_html(
+                '{}: run <a href="{}">{}</a> of {} is {}.',
+                agent.name,
+                reverse("admin:executions_execution_change", args=[execution.pk]),
+                str(execution.pk)[:8],
+                execution.agent_version.version,
+                execution.status,
+            ),
+            messages.SUCCESS,
+        )
+
+
+agent_admin_actions.register(run_selected)
 
 
 @admin.register(Execution)

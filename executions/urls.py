@@ -10,3 +10,6 @@ urlpatterns = [
     path("<uuid:pk>/", views.execution_detail, name="detail"),
     path("<uuid:pk>/cancel", views.execution_cancel, name="cancel"),
 ]
+
+# Under /agents/ (the root URLconf puts them in the agents namespace: agents:run).
+agent_page_patterns = [path("<str:name>/run", views.agent_run, name="run")]

@@ -1,23 +1,32 @@
 """Console pages for runs: the list (the API's filters) and one run's page (its timeline),
-with a Cancel button that calls ``executions.services.execution_cancel``."""
+with a Cancel button that calls ``executions.services.execution_cancel``; and the agent
+page's cards about runs (``agents.sections``): the Run form, generated from the version's
+input schema, and the agent's recent runs."""
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
 
+from agents.models import Agent
 from agents.selectors import agent_list
-from controlplane.access import Actor, actor_from_request
-from controlplane.errors import NotFound, ServiceError
+from agents.views import agent_or_404, agent_page_context
+from controlplane.access import Actor, actor_from_request, can
+from controlplane.errors import Invalid, NotFound, ServiceError
 from controlplane.views import paginate, render_page
 from executions import selectors, services
 from executions.filters import ExecutionFilter
+from executions.forms import RunForm, input_form_class
 from executions.models import Execution
+from executions.trigger import TriggerRequest, execution_trigger
 
 FILTER_FIELDS = ExecutionFilter.Meta.fields
 
@@ -111,3 +120,132 @@ def execution_cancel(request: HttpRequest, pk: str) -> HttpResponse:
     else:
         messages.success(request, notice)
     return redirect("executions:detail", pk=execution.pk)
+
+
+# --- the agent page's cards ------------------------------------------------------------------
+
+
+def run_context(
+    actor: Actor, agent: Agent, *, version: str | None = None, data: QueryDict | None = None
+) -> dict[str, Any]:
+    """The Run section: the versions this user may pick (production; staging too with the
+    right to change the agent) and a form generated from the chosen one's input schema."""
+    if not can(actor, "agents.execute_agent", agent) or agent.status == Agent.Status.ARCHIVED:
+        return {"agent": agent, "can_run": False}
+    choices = [
+        (found, stage)
+        for found, stage in (
+            (agent.production_version, "production"),
+            (
+                agent.staging_version if can(actor, "agents.change_agent", agent) else None,
+                "staging",
+            ),
+        )
+        if found is not None
+    ]
+    chosen = next((found for found, _ in choices if found.version == version), None)
+    if chosen is None and choices:
+        chosen = choices[0][0]
+    context: dict[str, Any] = {
+        "agent": agent,
+        "can_run": True,
+        "run_version": chosen,
+        "run_versions": [(found.version, stage) for found, stage in choices],
+        "run_error": "",
+    }
+    if chosen is not None:
+        form_class = input_form_class(chosen.config.get("input_schema"))
+        context["input_form"] = form_class(data)
+        context["run_form"] = RunForm(data, initial={"version": chosen.version})
+    return context
+
+
+def run_section(request: HttpRequest, actor: Actor, agent: Agent) -> dict[str, Any] | None:
+    """The agent page's Run card (``?run_version=`` picks the version), for who may run it."""
+    context = run_context(actor, agent, version=request.GET.get("run_version"))
+    return context if context["can_run"] else None
+
+
+def recent_runs_section(request: HttpRequest, actor: Actor, agent: Agent) -> dict[str, Any] | None:
+    return recent_runs_context(actor, agent)
+
+
+def recent_runs_context(actor: Actor, agent: Agent) -> dict[str, Any] | None:
+    """The agent page's recent runs (live: ``console.consumers`` renders them again), for
+    who may read runs."""
+    if not can(actor, "executions.view_execution"):
+        return None
+    return {
+        "agent": agent,
+        "can_view_runs": True,
+        "recent_runs": selectors.execution_list_for(actor=actor).filter(agent=agent)[:10],
+    }
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def agent_run(request: HttpRequest, name: str) -> HttpResponse:
+    """The Run form: GET swaps in the form of another version (HTMX); POST triggers a run
+    through ``executions.trigger.execution_trigger`` and goes to the new execution's page.
+    A refusal (invalid input, agent not runnable) is shown in the form."""
+    actor = actor_from_request(request)
+    agent = agent_or_404(actor, name)
+    if not can(actor, "agents.execute_agent", agent):
+        raise PermissionDenied
+    if request.method == "GET":
+        version = request.GET.get("version") or None
+        if not request.htmx:
+            query = f"?{urlencode({'run_version': version})}" if version else ""
+            return redirect(reverse("agents:detail", args=[agent.name]) + query + "#run")
+        return render(
+            request, "executions/_agent_run.html", run_context(actor, agent, version=version)
+        )
+
+    context = run_context(actor, agent, version=request.POST.get("version"), data=request.POST)
+    status = 400
+    run_form, input_form = context.get("run_form"), context.get("input_form")
+    if run_form is None or input_form is None:
+        context["run_error"], status = "This agent has no version to run.", 409
+    elif run_form.is_valid():
+        raw = run_form.cleaned_data["raw_input"]
+        if raw is not None or input_form.is_valid():
+            value = raw.value if raw is not None else input_form.to_input()
+            try:
+                result = execution_trigger(
+                    TriggerRequest(
+                        actor=actor,
+                        agent=agent,
+                        input=value,
+                        source=Execution.Source.MANUAL,
+                        version=run_form.cleaned_data["version"],
+                    )
+                )
+            except Invalid as exc:
+                problems = exc.details.get("validationErrors") or []
+                if raw is not None:
+                    for problem in problems:
+                        run_form.add_error("raw_input", f"{problem['field']}: {problem['message']}")
+                else:
+                    input_form.add_input_errors(problems)
+                if not problems:
+                    context["run_error"] = exc.message
+                status = exc.status_code
+            except ServiceError as exc:
+                context["run_error"], status = exc.message, exc.status_code
+            else:
+                execution = result.execution
+                staging = " (staging run)" if execution.is_staging else ""
+                messages.success(
+                    request,
+                    f"Run of {agent.name} {execution.agent_version.version} started{staging}.",
+                )
+                url = reverse("executions:detail", args=[execution.pk])
+                if request.htmx:
+                    response = HttpResponse(status=204)
+                    response["HX-Redirect"] = url
+                    return response
+                return redirect(url)
+    if request.htmx:
+        return render(request, "executions/_agent_run.html", context, status=status)
+    page = agent_page_context(request, actor, agent, given={"run": context})
+    return render(request, "agents/detail.html", page, status=status)

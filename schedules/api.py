@@ -1,14 +1,24 @@
 """The schedule of an agent in the API: ``GET /api/v1/agents/{ref}/schedule`` and its
-``pause`` / ``resume`` actions (routed by ``agents.api.views.AgentViewSet``)."""
+``pause`` / ``resume`` actions, under the agent registry's URL."""
 
 from __future__ import annotations
 
 from django.urls import reverse
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
+from agents.api.views import REF
+from agents.models import Agent
+from agents.selectors import agent_get
+from controlplane.access import actor_from_request
+from controlplane.errors import NotFound
 from controlplane.serializers import StrictCharField, StrictSerializer
+from schedules import services
 from schedules.models import Schedule, ScheduleFire
+from schedules.selectors import schedule_view
 
 
 class ScheduleFireSerializer(serializers.ModelSerializer):
@@ -70,3 +80,63 @@ class ScheduleSerializer(serializers.Serializer):
 
 class SchedulePauseSerializer(StrictSerializer):
     reason = StrictCharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+# Under the agent registry's URL (/agents/{ref}/schedule): their docstrings are the API's
+# description of the resource.
+
+
+def _schedule(agent: Agent) -> Response:
+    view = schedule_view(agent=agent)
+    if view is None:
+        raise NotFound(f"Agent {agent.name!r} has no cron schedule.", code="no_schedule")
+    return Response(ScheduleSerializer(view).data)
+
+
+class AgentScheduleView(APIView):
+    """The agent registry (seed 000, "Agent Management")."""
+
+    @extend_schema(
+        summary="The agent's cron schedule: in words, next fires, last fires with their runs",
+        parameters=[REF],
+        responses=ScheduleSerializer,
+        operation_id="agents_schedule_retrieve",
+    )
+    def get(self, request: Request, ref: str) -> Response:
+        return _schedule(agent_get(actor=actor_from_request(request), ref=ref))
+
+
+class AgentSchedulePauseView(APIView):
+    """The agent registry (seed 000, "Agent Management")."""
+
+    @extend_schema(
+        summary="Pause the agent's schedule (the agent stays active for other triggers)",
+        parameters=[REF],
+        request=SchedulePauseSerializer,
+        responses=ScheduleSerializer,
+        operation_id="agents_schedule_pause_create",
+    )
+    def post(self, request: Request, ref: str) -> Response:
+        actor = actor_from_request(request)
+        agent = agent_get(actor=actor, ref=ref, perm="agents.change_agent")
+        body = SchedulePauseSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        services.schedule_pause(actor=actor, agent=agent, reason=body.validated_data["reason"])
+        return _schedule(agent)
+
+
+class AgentScheduleResumeView(APIView):
+    """The agent registry (seed 000, "Agent Management")."""
+
+    @extend_schema(
+        summary="Resume a paused schedule (fires while it was paused are not caught up)",
+        parameters=[REF],
+        request=None,
+        responses=ScheduleSerializer,
+        operation_id="agents_schedule_resume_create",
+    )
+    def post(self, request: Request, ref: str) -> Response:
+        actor = actor_from_request(request)
+        agent = agent_get(actor=actor, ref=ref, perm="agents.change_agent")
+        services.schedule_resume(actor=actor, agent=agent)
+        return _schedule(agent)

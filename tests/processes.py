@@ -97,13 +97,13 @@ def celery_beat(env: dict[str, str] | None = None) -> Iterator[Path]:
 def asgi_server(timeout: float = 60) -> Iterator[str]:
     """The Procfile's web server (uvicorn, ASGI: pages and websockets) on the test database;
     yields its base URL."""
-    from controlplane.bench.harness import free_port, wait_for_http
+    from bench.harness import free_port, wait_for_http
 
     port = free_port()
     log_path = settings.VAR_DIR / f"web-{port}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "controlplane.asgi:application",
+            [sys.executable, "-m", "uvicorn", "console.asgi:application",
              "--host", "127.0.0.1", "--port", str(port), "--lifespan", "off", "--no-access-log"],
             cwd=ROOT, env=child_env(), stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,

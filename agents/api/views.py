@@ -30,13 +30,7 @@ from agents.filters import AgentFilter
 from agents.models import Agent
 from agents.webhooks import webhook_instructions
 from controlplane.access import Actor, actor_from_request, can
-from controlplane.errors import Forbidden, NotFound
-from executions.api.serializers import ExecutionTriggeredSerializer, RunSerializer
-from executions.api.views import IDEMPOTENCY_KEY, trigger
-from executions.models import Execution
-from schedules import services as schedule_services
-from schedules.api import SchedulePauseSerializer, ScheduleSerializer
-from schedules.selectors import schedule_view
+from controlplane.errors import Forbidden
 
 REF = OpenApiParameter(
     "ref", str, OpenApiParameter.PATH, description="The agent's id (UUID) or its name."
@@ -52,6 +46,8 @@ REF = OpenApiParameter(
         responses={204: None},
     ),
 )
+# Other apps' endpoints under /agents/{ref}/ are their own views, routed beside this one:
+# execute (executions.api.views), schedule (schedules.api).
 class AgentViewSet(viewsets.GenericViewSet):
     """The agent registry (seed 000, "Agent Management")."""
 
@@ -229,21 +225,6 @@ class AgentViewSet(viewsets.GenericViewSet):
         return Response(AgentVersionSerializer(updated).data)
 
     @extend_schema(
-        summary="Run the agent (202 with the execution)",
-        parameters=[REF, IDEMPOTENCY_KEY],
-        request=RunSerializer,
-        responses={202: ExecutionTriggeredSerializer},
-        tags=["executions"],
-    )
-    @action(detail=True, methods=["post"], filter_backends=[], pagination_class=None)
-    def execute(self, request: Request, ref: str) -> Response:
-        serializer = RunSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        return trigger(
-            request, agent_ref=ref, data=serializer.validated_data, source=Execution.Source.API
-        )
-
-    @extend_schema(
         summary="Rotate the webhook secret (shown once; the old one stops working)",
         parameters=[REF],
         request=None,
@@ -267,61 +248,6 @@ class AgentViewSet(viewsets.GenericViewSet):
         agent = self.get_object("agents.change_agent")
         secret = services.agent_webhook_secret_rotate(actor=self.actor, agent=agent)
         return Response(webhook_instructions(request, agent, secret))
-
-    @extend_schema(
-        summary="The agent's cron schedule: in words, next fires, last fires with their runs",
-        parameters=[REF],
-        responses=ScheduleSerializer,
-    )
-    @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
-    def schedule(self, request: Request, ref: str) -> Response:
-        return self._schedule(self.get_object())
-
-    def _schedule(self, agent: Agent) -> Response:
-        view = schedule_view(agent=agent)
-        if view is None:
-            raise NotFound(f"Agent {agent.name!r} has no cron schedule.", code="no_schedule")
-        return Response(ScheduleSerializer(view).data)
-
-    @extend_schema(
-        summary="Pause the agent's schedule (the agent stays active for other triggers)",
-        parameters=[REF],
-        request=SchedulePauseSerializer,
-        responses=ScheduleSerializer,
-    )
-    @action(
-        detail=True,
-        methods=["post"],
-        url_path="schedule/pause",
-        filter_backends=[],
-        pagination_class=None,
-    )
-    def schedule_pause(self, request: Request, ref: str) -> Response:
-        agent = self.get_object("agents.change_agent")
-        body = SchedulePauseSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        schedule_services.schedule_pause(
-            actor=self.actor, agent=agent, reason=body.validated_data["reason"]
-        )
-        return self._schedule(agent)
-
-    @extend_schema(
-        summary="Resume a paused schedule (fires while it was paused are not caught up)",
-        parameters=[REF],
-        request=None,
-        responses=ScheduleSerializer,
-    )
-    @action(
-        detail=True,
-        methods=["post"],
-        url_path="schedule/resume",
-        filter_backends=[],
-        pagination_class=None,
-    )
-    def schedule_resume(self, request: Request, ref: str) -> Response:
-        agent = self.get_object("agents.change_agent")
-        schedule_services.schedule_resume(actor=self.actor, agent=agent)
-        return self._schedule(agent)
 
     @extend_schema(
         summary="Field-by-field differences between two versions' configs",

@@ -13,7 +13,9 @@ from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
+from agents.api.views import REF
 from agents.selectors import agent_for_run
 from controlplane.access import Actor, actor_from_request
 from controlplane.api.pagination import NewestFirstCursorPagination, PagePagination
@@ -26,6 +28,7 @@ from executions.api.serializers import (
     ExecutionTriggeredSerializer,
     ExecutionTriggerSerializer,
     ReportSerializer,
+    RunSerializer,
     execution_links,
 )
 from executions.filters import ExecutionFilter
@@ -221,3 +224,24 @@ class ExecutionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         serializer.is_valid(raise_exception=True)
         finished = services.execution_report(execution=execution, data=serializer.validated_data)
         return Response(ExecutionSerializer(finished).data)
+
+
+# POST /agents/{ref}/execute: under the agent registry's URL (its docstring is the API's
+# description of the resource).
+class AgentExecuteView(APIView):
+    """The agent registry (seed 000, "Agent Management")."""
+
+    @extend_schema(
+        summary="Run the agent (202 with the execution)",
+        parameters=[REF, IDEMPOTENCY_KEY],
+        request=RunSerializer,
+        responses={202: ExecutionTriggeredSerializer},
+        tags=["executions"],
+        operation_id="agents_execute_create",
+    )
+    def post(self, request: Request, ref: str) -> Response:
+        serializer = RunSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return trigger(
+            request, agent_ref=ref, data=serializer.validated_data, source=Execution.Source.API
+        )

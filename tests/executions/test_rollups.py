@@ -20,7 +20,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from agents.models import Agent
-from controlplane import dashboard as panels
+from console import dashboard as panels
 from controlplane.access import Actor
 from controlplane.errors import Forbidden
 from controlplane.models import AuditEvent

@@ -573,7 +573,7 @@ def test_schema_errors_from_the_service_are_shown_on_their_fields(
     response = login(client, owner).post(RUN, posted, headers=HTMX if htmx else {})
 
     assert response.status_code == 400
-    assertTemplateUsed(response, "agents/_run.html")
+    assertTemplateUsed(response, "executions/_agent_run.html")
     if htmx:
         assertTemplateNotUsed(response, "base.html")
     else:
@@ -748,7 +748,7 @@ def test_changers_may_pick_the_staging_version_and_get_its_form(
         {"value": "1.1.0"},
     ]
     assert "input.email" in controls(page).controls
-    assertTemplateUsed(swapped, "agents/_run.html")
+    assertTemplateUsed(swapped, "executions/_agent_run.html")
     assertTemplateNotUsed(swapped, "base.html")
     for response in (swapped, linked):
         found = controls(response)

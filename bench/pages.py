@@ -30,7 +30,7 @@ from django.db import DatabaseError, connection, transaction
 from django.test import Client
 from django.utils import timezone
 
-from controlplane.bench.harness import active_agent, metric, percentile
+from bench.harness import active_agent, metric, percentile
 
 
 def _setup(rows: int) -> tuple[Any, list[Any], Any]:
@@ -182,7 +182,7 @@ def run_live(*, sockets: int, changes: int) -> dict[str, Any]:
     import websockets
     from channels.layers import get_channel_layer
 
-    from controlplane.bench.harness import free_port, web_server
+    from bench.harness import free_port, web_server
     from controlplane.live import MESSAGE_TYPE
     from executions.models import Execution
     from executions.services import execution_transition

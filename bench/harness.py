@@ -30,7 +30,7 @@ from typing import Any
 
 from django.conf import settings
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -208,7 +208,7 @@ def web_server(port: int) -> Iterator[str]:
             sys.executable,
             "-m",
             "uvicorn",
-            "controlplane.asgi:application",
+            "console.asgi:application",
             "--host",
             "127.0.0.1",
             "--port",

@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.http import HttpRequest, JsonResponse
 from django.urls import path
 
-from controlplane.urls import handler400, handler403, handler404, handler500
-from controlplane.urls import urlpatterns as real
+from console.urls import handler400, handler403, handler404, handler500
+from console.urls import urlpatterns as real
 
 __all__ = ["handler400", "handler403", "handler404", "handler500", "urlpatterns"]
 

@@ -1,3 +1,5 @@
+"""The project's URLs: every app's pages and API under one root (``ROOT_URLCONF``)."""
+
 from __future__ import annotations
 
 from django.contrib import admin
@@ -6,7 +8,11 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from agents import urls as agent_urls
+from console import views as console_views
 from controlplane import views
+from executions import urls as execution_urls
+from schedules import urls as schedule_urls
 
 admin.site.site_header = "Agent Control Plane"
 admin.site.site_title = "Agent Control Plane admin"
@@ -14,10 +20,23 @@ admin.site.index_title = "Administration"
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="dashboard", permanent=False), name="home"),
-    path("dashboard/", views.dashboard, name="dashboard"),
+    path("dashboard/", console_views.dashboard, name="dashboard"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("agents/", include("agents.urls")),
+    # The agent pages' URLs: the registry's, and the other apps' actions on an agent.
+    path(
+        "agents/",
+        include(
+            (
+                [
+                    *agent_urls.urlpatterns,
+                    *execution_urls.agent_page_patterns,
+                    *schedule_urls.agent_page_patterns,
+                ],
+                agent_urls.app_name,
+            )
+        ),
+    ),
     path("executions/", include("executions.urls")),
     path("policies/", include("policies.urls")),
     path("approvals/", include("approvals.urls")),
@@ -25,7 +44,7 @@ urlpatterns = [
     path("api-keys/", views.api_keys, name="api-keys"),
     path("api-keys/<str:prefix>/revoke", views.api_key_revoke, name="api-key-revoke"),
     path("admin/", admin.site.urls),
-    path("api/v1/", include("controlplane.api.urls")),
+    path("api/v1/", include("console.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
 ]

@@ -14,7 +14,7 @@ from channels.testing.websocket import WebsocketCommunicator
 from django.test import Client
 from django.utils import timezone
 
-from controlplane.asgi import application
+from console.asgi import application
 from executions.models import Execution
 from executions.services import execution_transition
 from tests import factories

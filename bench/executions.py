@@ -10,7 +10,7 @@
 - in flight: 500 executions whose model takes 2 s, on one worker machine, first start to
   last finish, vs one such run alone.
 
-Runs inside ``controlplane.bench.harness.isolated_environment`` (see there).
+Runs inside ``bench.harness.isolated_environment`` (see there).
 """
 
 from __future__ import annotations
@@ -23,9 +23,7 @@ import redis
 from django.conf import settings
 from django.db.models import Max, Min
 
-from controlplane import services as core_services
-from controlplane.access import Actor
-from controlplane.bench.harness import (
+from bench.harness import (
     Load,
     active_agent,
     celery_worker,
@@ -36,7 +34,9 @@ from controlplane.bench.harness import (
     requests_per_second,
     web_server,
 )
-from controlplane.tasks import bench_noop
+from bench.tasks import bench_noop
+from controlplane import services as core_services
+from controlplane.access import Actor
 from executions.models import Execution
 from executions.trigger import TriggerRequest, execution_trigger
 

@@ -16,7 +16,7 @@
 - rate-limit checks per second through ``policies.counters`` vs raw EVALSHA of the same
   script from the same client, one thread, best of three alternating rounds.
 
-Runs inside ``controlplane.bench.harness.isolated_environment`` (its own database and Redis).
+Runs inside ``bench.harness.isolated_environment`` (its own database and Redis).
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from django.db import transaction
 from agents import services as agent_services
 from agents.api.serializers import AgentCreateSerializer
 from agents.models import Agent, Tag
+from bench.harness import metric, percentile
 from controlplane.access import Actor
-from controlplane.bench.harness import metric, percentile
 from policies import counters, engine
 from policies.models import Policy
 from policies.rules import validated_rules

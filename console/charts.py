@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from controlplane.dashboard import CostItem, DaySpend
+from console.dashboard import CostItem, DaySpend
 
 ROW = 36  # px per horizontal bar: a label line, then the bar
 BAR = 10

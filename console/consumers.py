@@ -24,9 +24,13 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.core.exceptions import ValidationError
 from django.template.loader import render_to_string
 
+from agents.selectors import agent_get, agent_visible_qs
+from approvals.selectors import approval_visible_qs
 from controlplane.access import Actor, can, is_admin
 from controlplane.errors import NotFound, ServiceError
 from controlplane.live import FEEDS, group
+from executions.selectors import execution_get
+from executions.views import detail_context, recent_runs_context
 
 MAX_TOPICS = 10
 FEED_PERMS = {
@@ -93,8 +97,6 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         return self.visible_agents is None or (event.get("agent_id") or "") in self.visible_agents
 
     def _sees_approval(self, approval_id: Any) -> bool:
-        from approvals.selectors import approval_visible_qs
-
         return approval_visible_qs(actor=self.actor).filter(pk=approval_id).exists()
 
     async def _relay(self, topic: str) -> None:
@@ -108,9 +110,6 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
     # -- in a thread, with the database ---------------------------------------------------
 
     def _authorize(self, topics: list[str]) -> bool:
-        from agents.selectors import agent_get, agent_visible_qs
-        from executions.selectors import execution_get
-
         for topic in topics:
             kind, _, ref = topic.partition(":")
             try:
@@ -133,10 +132,6 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         return True
 
     def _render(self, topic: str) -> tuple[str, str] | None:
-        from agents.selectors import agent_get
-        from executions.selectors import execution_get, execution_list_for
-        from executions.views import detail_context
-
         kind, _, ref = topic.partition(":")
         try:
             if kind == "execution":
@@ -146,12 +141,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             agent = agent_get(actor=self.actor, ref=ref)
         except NotFound:
             return None  # no longer visible to this user: nothing is sent
-        can_view_runs = can(self.actor, "executions.view_execution")
-        context = {
-            "agent": agent,
-            "can_view_runs": can_view_runs,
-            "recent_runs": execution_list_for(actor=self.actor).filter(agent=agent)[:10]
-            if can_view_runs
-            else [],
-        }
-        return "recent-runs", render_to_string("agents/_recent_runs.html", context)
+        context = recent_runs_context(self.actor, agent)
+        if context is None:  # may not read runs: the card is empty
+            return "recent-runs", ""
+        return "recent-runs", render_to_string("executions/_agent_recent_runs.html", context)

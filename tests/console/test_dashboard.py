@@ -30,8 +30,8 @@ from pytest_django.asserts import (
 from agents import services as agent_services
 from agents.models import Agent
 from approvals.models import ApprovalRequest
-from controlplane import charts
-from controlplane import dashboard as panels
+from console import charts
+from console import dashboard as panels
 from controlplane.access import Actor
 from controlplane.templatetags.console import latency, pct, usd
 from executions.models import Execution, RolledUpDay
@@ -365,8 +365,8 @@ def test_a_sort_link_swaps_the_table_alone(client: Client, owner: User, ranked: 
 
     response = client.get("/dashboard/", {"sort": "-cost"}, headers={"HX-Request": "true"})
 
-    assertTemplateUsed(response, "controlplane/_dash_performance.html")
-    assertTemplateNotUsed(response, "controlplane/dashboard.html")
+    assertTemplateUsed(response, "console/_dash_performance.html")
+    assertTemplateNotUsed(response, "console/dashboard.html")
     assert table_agents(response) == ["beta", "alpha", "delta"]
     assert 'hx-get="/dashboard/?sort=cost"' in html(response)
 
@@ -382,11 +382,11 @@ def test_the_live_panels_are_fetched_alone_and_follow_their_feeds(
 
     run(alpha, status=S.RUNNING)
     overview = client.get("/dashboard/", {"panel": "overview"}, headers={"HX-Request": "true"})
-    assertTemplateUsed(overview, "controlplane/_dash_overview.html")
-    assertTemplateNotUsed(overview, "controlplane/dashboard.html")
+    assertTemplateUsed(overview, "console/_dash_overview.html")
+    assertTemplateNotUsed(overview, "console/dashboard.html")
     assert re.search(r'data-counter="running">.*?status=running">1</a>', html(overview), re.S)
     failures = client.get("/dashboard/", {"panel": "failures"}, headers={"HX-Request": "true"})
-    assertTemplateUsed(failures, "controlplane/_dash_failures.html")
+    assertTemplateUsed(failures, "console/_dash_failures.html")
     approvals = client.get("/dashboard/", {"panel": "approvals"}, headers={"HX-Request": "true"})
     assertTemplateUsed(approvals, "approvals/_stats.html")
     # An unknown panel, or no HTMX: the whole page, never an error.

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from controlplane.demo import ADMIN_USERNAME, demo_load
+from console.demo import ADMIN_USERNAME, demo_load
 
 
 class Command(BaseCommand):

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from controlplane.bench.harness import ROOT, isolated_environment
+from bench.harness import ROOT, isolated_environment
 
 BENCHES = ("executions", "policies", "pages", "live")
 # Per bench: its own defaults for the shared options.
@@ -105,20 +105,20 @@ class Command(BaseCommand):
 
     def inner(self, options: dict[str, Any]) -> dict[str, Any]:
         if options["bench"] in ("pages", "live"):
-            from controlplane.bench import pages
+            from bench import pages
 
             if options["bench"] == "pages":
                 return pages.run_pages(rows=options["rows"], samples=options["samples"])
             return pages.run_live(sockets=options["sockets"], changes=options["samples"])
         if options["bench"] == "policies":
-            from policies import bench as policy_bench
+            from bench import policies as policy_bench
 
             return policy_bench.run(
                 samples=options["samples"],
                 seconds=options["seconds"],
                 policies=options["policies"],
             )
-        from executions import bench
+        from bench import executions as bench
 
         return bench.run(
             count=options["count"],
