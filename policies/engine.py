@@ -85,6 +85,8 @@ class Decision:
         return self.outcome == "allow"
 
     def as_dict(self) -> dict[str, Any]:
+        """The decision as the API and the trace show it (not what only the callers use:
+        the reservations, holds_agent)."""
         data = asdict(self)
         data["delay_until"] = self.delay_until.isoformat() if self.delay_until else None
         data.pop("reservations")

@@ -182,6 +182,7 @@ class PolicyType(Generic[T]):
     reconcile: Callable[[StillGoing, int], int] | None = None
 
     def __post_init__(self) -> None:
+        """A form of another type's rules, or an unknown risk, fails at import, not later."""
         if self.form.policy_type != self.name or self.form.rules_class is not self.rules:
             raise TypeError(f"{self.form.__name__} is not the form of {self.name}'s rules.")
         if self.risk_floor not in RISK_LEVELS:

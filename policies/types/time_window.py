@@ -102,6 +102,7 @@ def evaluate(evaluation: Evaluation, policy: Compiled[zoneinfo.ZoneInfo | None])
 
 
 def _in_window(local: datetime, rules: dict[str, Any]) -> bool:
+    """An allowed day and hour, and no blackout date (local time)."""
     return (
         DAYS[local.weekday()] in rules["allowed_days"]
         and local.hour in rules["allowed_hours"]
