@@ -55,9 +55,10 @@ def risk_level(action: str, decision: Decision, rules: dict[str, Any]) -> str:
     """The action's own risk (the tool catalog; a run start is low, a budget overrun high),
     raised to the approval policy's ``risk_threshold``: a policy marks its requests at least
     that risky."""
+    from policies.types import risk_floor
+
     own = TOOLS[action].risk if action in TOOLS else "low"
-    if decision.policy_type == "cost_budget":
-        own = "high"
+    own = max(own, risk_floor(decision.policy_type), key=RISK_ORDER.index)
     floor = rules.get("risk_threshold", "low")
     return max(own, floor, key=RISK_ORDER.index)
 

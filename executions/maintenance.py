@@ -90,7 +90,7 @@ def dispatch_due(now: Any = None, *, agent_id: Any = None) -> int:
             Execution.objects.filter(pk=execution.pk, status=S.SCHEDULED).update(
                 not_before=decision.delay_until, policy_trace=decision.trace
             )
-            if decision.policy_type == "concurrency":
+            if decision.holds_agent:
                 full.add(execution.agent_id)
             continue
         moved = execution_move_by_decision(
@@ -105,28 +105,13 @@ def reconcile_running_counts(grace_seconds: int = 60) -> int:
     """Concurrency slots held by runs that ended (a worker that died before giving its slot
     back) are freed; returns how many. Slots younger than ``grace_seconds`` are left alone:
     their trigger may not have committed its run yet."""
-    import time
+    from policies.engine import reconcile_slots
 
-    from policies import counters
+    def still_going(ids: list[str]) -> set[str]:
+        going = Execution.objects.filter(pk__in=ids).exclude(status__in=Execution.TERMINAL)
+        return {str(pk) for pk in going.values_list("pk", flat=True)}
 
-    client = counters.client()
-    freed = 0
-    for key in client.smembers(counters.CONCURRENCY_KEYS):
-        if not client.exists(key):
-            client.srem(counters.CONCURRENCY_KEYS, key)
-            continue
-        old = [m.decode() for m in client.zrangebyscore(key, "-inf", time.time() - grace_seconds)]
-        if not old:
-            continue
-        alive = {
-            str(pk)
-            for pk in Execution.objects.filter(pk__in=old)
-            .exclude(status__in=Execution.TERMINAL)
-            .values_list("pk", flat=True)
-        }
-        for member in set(old) - alive:
-            freed += client.zrem(key, member)
-    return freed
+    return reconcile_slots(still_going, grace_seconds)
 
 
 def sweep() -> SweepReport:

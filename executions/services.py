@@ -126,8 +126,7 @@ def _release(execution_id: Any) -> None:
     execution = Execution.objects.only("agent_id", "policy_reservations", "estimated_cost_usd").get(
         pk=execution_id
     )
-    release_reservations(execution.policy_reservations, execution.estimated_cost_usd)
-    if any(r["kind"] == "concurrency" for r in execution.policy_reservations):
+    if release_reservations(execution.policy_reservations, execution.estimated_cost_usd):
         celery_app.send_task(
             "executions.tasks.maintenance_dispatch_due",
             kwargs={"agent_id": str(execution.agent_id)},

@@ -20,7 +20,7 @@ from controlplane.serializers import (
 )
 from integrations.catalog import DESTINATIONS
 from policies.models import Policy
-from policies.rules import APPROVABLE_ACTIONS, COMPLEXITIES
+from policies.types.base import APPROVABLE_ACTIONS, COMPLEXITIES
 
 # --- input ------------------------------------------------------------------------------------
 

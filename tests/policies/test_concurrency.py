@@ -21,6 +21,7 @@ from executions.models import Execution
 from executions.trigger import TriggerRequest, execution_trigger
 from policies import counters, engine
 from policies.models import Policy
+from policies.types import cost_budget
 from tests import factories
 from tests.processes import ROOT, child_env
 
@@ -109,7 +110,7 @@ def test_a_budget_is_never_overspent_by_simultaneous_runs() -> None:
     priced = factories.runnable_agent(
         owner, name="priced", llm={"model": "claude-haiku-4-5", "max_tokens": 1000}
     )
-    estimate = engine._run_estimate(priced.production_version, {})
+    estimate = cost_budget._run_estimate(priced.production_version, {})
     limit = estimate * 10 + estimate / 2  # room for ten and a half runs
     factories.policy(admin, "budget", "cost_budget", {"max_cost_usd": float(limit)})
 
@@ -125,15 +126,15 @@ def test_a_budget_is_never_overspent_by_simultaneous_runs() -> None:
     assert Counter(e.status for e in executions)[S.BLOCKED] == 90
     key = admitted[0].policy_reservations[0]["key"]
     reserved, spent = counters.budget_state(key)
-    assert reserved == 10 * int(estimate * engine.MICRO) and spent == 0
-    assert reserved <= limit * engine.MICRO
+    assert reserved == 10 * int(estimate * cost_budget.MICRO) and spent == 0
+    assert reserved <= limit * cost_budget.MICRO
 
     # They all end at once, each costing half its estimate: reservations become spend.
     at_once(
         10,
         lambda n: engine.release_reservations(admitted[n].policy_reservations, estimate / 2),
     )
-    assert counters.budget_state(key) == (0, 10 * int(estimate / 2 * engine.MICRO))
+    assert counters.budget_state(key) == (0, 10 * int(estimate / 2 * cost_budget.MICRO))
 
 
 def test_requests_that_lose_an_idempotency_race_give_their_reservation_back() -> None:
@@ -142,7 +143,7 @@ def test_requests_that_lose_an_idempotency_race_give_their_reservation_back() ->
     priced = factories.runnable_agent(
         owner, name="priced", llm={"model": "claude-haiku-4-5", "max_tokens": 1000}
     )
-    estimate = int(engine._run_estimate(priced.production_version, {}) * engine.MICRO)
+    estimate = int(cost_budget._run_estimate(priced.production_version, {}) * cost_budget.MICRO)
     factories.policy(admin, "budget", "cost_budget", {"max_cost_usd": 100})
     factories.policy(admin, "slots", "concurrency", {"max_running": 100})
 

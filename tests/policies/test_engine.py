@@ -15,9 +15,12 @@ from django.utils import timezone
 from agents import services as agent_services
 from controlplane.access import Actor
 from policies import counters, engine
-from policies.engine import Context, decide, next_allowed
+from policies.engine import Context, decide
 from policies.models import Policy
 from policies.services import policy_update
+from policies.types import cost_budget
+from policies.types.base import DAYS
+from policies.types.time_window import next_allowed
 from tests import factories
 from tests.policies.factories import APPROVAL_SEED, COST_OPTIMIZATION_SEED, TIME_WINDOW_SEED
 
@@ -386,7 +389,7 @@ def test_outside_the_window_with_reject_is_denied(runner: Any, admin_user: Any) 
 
 
 def test_next_allowed_skips_the_hour_that_spring_forward_removes() -> None:
-    rules = {"allowed_days": list(engine.DAYS), "allowed_hours": [2], "blackout_dates": []}
+    rules = {"allowed_days": list(DAYS), "allowed_hours": [2], "blackout_dates": []}
     # 2026-03-08: New York clocks go from 01:59 EST to 03:00 EDT; 02:xx does not exist.
     at = datetime(2026, 3, 8, 1, 30, tzinfo=NEW_YORK)
 
@@ -397,7 +400,7 @@ def test_next_allowed_skips_the_hour_that_spring_forward_removes() -> None:
 
 
 def test_next_allowed_takes_the_first_of_the_hour_fall_back_repeats() -> None:
-    rules = {"allowed_days": list(engine.DAYS), "allowed_hours": [1], "blackout_dates": []}
+    rules = {"allowed_days": list(DAYS), "allowed_hours": [1], "blackout_dates": []}
     # 2026-11-01: 01:xx happens twice in New York, first in EDT (05:00 UTC), then in EST.
     at = datetime(2026, 11, 1, 0, 15, tzinfo=NEW_YORK)
 
@@ -407,7 +410,7 @@ def test_next_allowed_takes_the_first_of_the_hour_fall_back_repeats() -> None:
 
 
 def test_next_allowed_counts_hours_right_across_a_fall_back_day() -> None:
-    rules = {"allowed_days": list(engine.DAYS), "allowed_hours": [3], "blackout_dates": []}
+    rules = {"allowed_days": list(DAYS), "allowed_hours": [3], "blackout_dates": []}
     at = datetime(2026, 11, 1, 0, 15, tzinfo=NEW_YORK)
 
     until = next_allowed(at, rules, NEW_YORK)
@@ -477,7 +480,7 @@ def priced(owner: Any) -> Any:
 def test_a_budget_reserves_each_run_estimate_and_refuses_past_the_limit(
     priced: Any, admin_user: Any
 ) -> None:
-    estimate = engine._run_estimate(priced.production_version, {})
+    estimate = cost_budget._run_estimate(priced.production_version, {})
     assert estimate > 0
     factories.policy(
         admin_user, "daily", "cost_budget", {"max_cost_usd": float(estimate * 2), "action": "block"}
@@ -489,13 +492,13 @@ def test_a_budget_reserves_each_run_estimate_and_refuses_past_the_limit(
     assert third.reason.startswith("daily: budget exceeded: $")
     [reservation] = first.reservations
     reserved, spent = counters.budget_state(reservation["key"])
-    assert reserved == int(estimate * engine.MICRO) * 2 and spent == 0
+    assert reserved == int(estimate * cost_budget.MICRO) * 2 and spent == 0
 
 
 def test_settling_replaces_the_reservation_with_the_actual_cost_once(
     priced: Any, admin_user: Any
 ) -> None:
-    estimate = engine._run_estimate(priced.production_version, {})
+    estimate = cost_budget._run_estimate(priced.production_version, {})
     factories.policy(admin_user, "daily", "cost_budget", {"max_cost_usd": float(estimate * 2)})
     first = decide_trigger(priced)
     key = first.reservations[0]["key"]
@@ -508,7 +511,7 @@ def test_settling_replaces_the_reservation_with_the_actual_cost_once(
 
 
 def test_an_unknown_actual_cost_counts_the_reservation(priced: Any, admin_user: Any) -> None:
-    estimate = engine._run_estimate(priced.production_version, {})
+    estimate = cost_budget._run_estimate(priced.production_version, {})
     factories.policy(admin_user, "daily", "cost_budget", {"max_cost_usd": 1})
     decision = decide_trigger(priced)
 
@@ -516,7 +519,7 @@ def test_an_unknown_actual_cost_counts_the_reservation(priced: Any, admin_user: 
 
     assert counters.budget_state(decision.reservations[0]["key"]) == (
         0,
-        int(estimate * engine.MICRO),
+        int(estimate * cost_budget.MICRO),
     )
 
 
@@ -556,9 +559,9 @@ def test_budget_periods_follow_the_policy_time_zone() -> None:
     tokyo = zoneinfo.ZoneInfo("Asia/Tokyo")
     at = datetime(2026, 6, 30, 20, tzinfo=UTC)  # already 1 July in Tokyo
 
-    assert engine._budget_period(at, "day", tokyo)[0] == "2026-07-01"
-    assert engine._budget_period(at, "month", tokyo)[0] == "2026-07"
-    assert engine._budget_period(at, "day", None)[0] == "2026-06-30"
+    assert cost_budget._budget_period(at, "day", tokyo)[0] == "2026-07-01"
+    assert cost_budget._budget_period(at, "month", tokyo)[0] == "2026-07"
+    assert cost_budget._budget_period(at, "day", None)[0] == "2026-06-30"
 
 
 # --- model routing ----------------------------------------------------------------------------

@@ -6,7 +6,7 @@ in-process through the function the Celery task calls."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +18,7 @@ from controlplane.models import AuditEvent
 from executions import maintenance, services
 from executions.models import Execution
 from policies import counters, engine
+from policies.types import cost_budget
 from tests import factories
 from tests.executions.test_runtime import Recorder, run, start
 from tests.policies.factories import RATE_LIMIT_SEED
@@ -139,7 +140,7 @@ def test_a_redacted_input_is_what_is_stored(runner: Any, owner: Any, admin_user:
 def test_a_run_outside_its_window_is_scheduled_and_queued_when_the_window_opens(
     runner: Any, owner: Any, admin_user: Any, api_for: Any
 ) -> None:
-    later = (timezone.now() + timedelta(hours=2)).astimezone(engine.UTC)
+    later = (timezone.now() + timedelta(hours=2)).astimezone(UTC)
     factories.policy(
         admin_user,
         "later-today",
@@ -264,7 +265,7 @@ def test_a_run_settles_its_budget_with_its_actual_cost(
     assert execution.estimated_cost_usd > 0
     assert counters.budget_state(reservation["key"]) == (
         0,
-        int(execution.estimated_cost_usd * engine.MICRO),
+        int(execution.estimated_cost_usd * cost_budget.MICRO),
     )
 
 
