@@ -16,7 +16,6 @@ import re
 import uuid
 from typing import Any
 
-from django.core.validators import validate_slug
 from jsonschema import Draft202012Validator, FormatChecker, SchemaError
 from jsonschema.validators import validator_for
 from rest_framework import serializers
@@ -27,16 +26,16 @@ from controlplane.serializers import (
     JSONObjectField,
     StrictBooleanField,
     StrictCharField,
-    StrictEmailField,
     StrictFloatField,
     StrictIntegerField,
     StrictSerializer,
     StrictURLField,
     TimeZoneField,
 )
-from integrations.catalog import CAPABILITIES, DATA_SCOPES, DESTINATIONS, LLM_PROVIDERS, TOOLS
+from integrations.catalog import CAPABILITIES, DATA_SCOPES, DESTINATIONS, LLM_PROVIDERS
 from integrations.llm.simulated import DEFAULT_FAILURE as DEFAULT_SIMULATED_FAILURE
 from integrations.llm.simulated import FAILURES as SIMULATED_FAILURES
+from integrations.tools.registry import TOOLS
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
 TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,49}$")
@@ -175,52 +174,6 @@ class LLMSerializer(StrictSerializer):
 class ToolSerializer(StrictSerializer):
     name = serializers.ChoiceField(choices=sorted(TOOLS))
     config = JSONObjectField(default=dict)
-
-
-class ToolConfigBase(StrictSerializer):
-    """Fields every tool config may have. All optional and without defaults, so that configs
-    stored before they existed normalize to exactly what they were (same config_hash)."""
-
-    # The vault credential this tool uses; without it the proxy takes the credential named
-    # after the tool's kind ("slack", "email", "http", "webhook", "n8n") if there is one.
-    credential = StrictCharField(max_length=100, required=False, validators=[validate_slug])
-    # Lower (never raise) the proxy's caps for this tool's calls.
-    timeout_seconds = StrictIntegerField(min_value=1, max_value=300, required=False)
-    max_response_bytes = StrictIntegerField(min_value=1, max_value=10 * 1024 * 1024, required=False)
-
-
-class SlackToolConfig(ToolConfigBase):
-    allowed_channels = serializers.ListField(child=StrictCharField(max_length=100), default=list)
-    default_channel = StrictCharField(max_length=100, required=False)
-
-
-class EmailToolConfig(ToolConfigBase):
-    allowed_recipients = serializers.ListField(child=StrictEmailField(), default=list)
-    allowed_domains = serializers.ListField(child=StrictCharField(max_length=253), default=list)
-
-
-class HTTPToolConfig(ToolConfigBase):
-    allowed_domains = serializers.ListField(child=StrictCharField(max_length=253), default=list)
-    timeout_seconds = StrictIntegerField(min_value=1, max_value=300, default=30)
-
-
-class WebhookToolConfig(ToolConfigBase):
-    url = StrictURLField(max_length=500)
-
-
-class N8nToolConfig(ToolConfigBase):
-    workflow_id = StrictCharField(max_length=255)
-    webhook_url = StrictURLField(max_length=500, required=False)
-
-
-TOOL_CONFIG_SERIALIZERS: dict[str, type[StrictSerializer]] = {
-    "slack_notification": SlackToolConfig,
-    "send_email": EmailToolConfig,
-    "http_request": HTTPToolConfig,
-    "external_api_post": HTTPToolConfig,
-    "webhook_post": WebhookToolConfig,
-    "n8n_workflow": N8nToolConfig,
-}
 
 
 # A cron trigger's own settings (the schedules app reads them, with these defaults):
@@ -362,7 +315,7 @@ def _tools_from(
     seen: set[str] = set()
     normalized = []
     for index, tool in enumerate(tools):
-        spec = TOOLS[tool["name"]]
+        spec = TOOLS[tool["name"]]  # the tool's declarations (capability, destination, config)
         where = f"tools[{index}]"
         problems = []
         if spec.name in seen:
@@ -376,7 +329,7 @@ def _tools_from(
             )
         if problems:
             errors[f"{where}.name"] = problems
-        tool_config = TOOL_CONFIG_SERIALIZERS[spec.name](data=tool.get("config", {}))
+        tool_config = spec.config_serializer(data=tool.get("config", {}))
         if tool_config.is_valid():
             normalized.append({"name": spec.name, "config": dict(tool_config.validated_data)})
         else:

@@ -30,7 +30,7 @@ from controlplane.celery import app as celery_app
 from controlplane.errors import Conflict, Forbidden, Invalid, NotFound
 from controlplane.hooks import Hook
 from controlplane.live import ApprovalChanged, publish_after_commit
-from integrations.catalog import TOOLS
+from integrations.tools.registry import TOOLS
 from policies.engine import Decision
 from policies.models import Policy
 

@@ -27,10 +27,10 @@ from jsonschema import Draft202012Validator
 from controlplane.db import release_connection
 from executions.models import Execution, ExecutionStep
 from executions.recording import RunRecorder
-from integrations.llm.base import LLMRequest, LLMResult, ProviderError, ToolCall, ToolDefinition
+from executions.tool_calls import ToolProxy
+from integrations.llm.base import LLMRequest, LLMResult, ProviderError, ToolCall
 from integrations.llm.registry import provider_for
-from integrations.proxy import ToolProxy
-from integrations.tools.registry import get_tool
+from integrations.tools.registry import tool_definitions
 
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
 
@@ -56,10 +56,7 @@ class AgentLoop:
         self.llm = {**self.config["llm"], **(execution.routing or {})}
         self.deadline = deadline
         self.stop = stop  # RunStopped(status, error_type, message)
-        self.tools = [
-            ToolDefinition(tool.name, tool.description, tool.input_schema)
-            for tool in (get_tool(entry["name"]) for entry in self.config.get("tools", []))
-        ]
+        self.tools = tool_definitions(entry["name"] for entry in self.config.get("tools", []))
         self.proxy = ToolProxy(execution, self.config, deadline, recorder)
 
     def run(self) -> LoopResult:

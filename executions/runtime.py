@@ -27,8 +27,8 @@ from executions.approval_flow import approval_hold
 from executions.models import Execution, ExecutionStep
 from executions.recording import RunRecorder
 from executions.services import callback_token_new, execution_transition
+from executions.tool_calls import ApprovalRequired
 from integrations import net
-from integrations.proxy import ApprovalRequired
 from integrations.tools.base import ToolError, ToolRefused
 
 logger = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from django.db.models import Q, QuerySet
 from agents.models import Agent
 from controlplane.access import Actor, can
 from controlplane.errors import Conflict, Forbidden, NotFound
-from integrations.catalog import TOOLS
+from integrations.tools.registry import TOOLS
 from policies.models import Policy
 
 

@@ -22,9 +22,18 @@ from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage, get_connection
 from django.core.mail.utils import DNS_NAME
 from django.core.validators import validate_email
+from rest_framework import serializers
 
+from controlplane.serializers import StrictCharField, StrictEmailField
 from integrations.net import host_matches
-from integrations.tools.base import Tool, ToolContext, ToolError, ToolRefused, ToolResult
+from integrations.tools.base import (
+    Tool,
+    ToolConfig,
+    ToolContext,
+    ToolError,
+    ToolRefused,
+    ToolResult,
+)
 from integrations.tools.common import call_limits, check_arguments
 from integrations.vault import Secret
 
@@ -52,8 +61,17 @@ def _retryable(exc: Exception) -> tuple[bool, int | None]:
     return True, None  # disconnects, timeouts, refused connections
 
 
+class EmailToolConfig(ToolConfig):
+    allowed_recipients = serializers.ListField(child=StrictEmailField(), default=list)
+    allowed_domains = serializers.ListField(child=StrictCharField(max_length=253), default=list)
+
+
 class SendEmailTool(Tool):
     name = "send_email"
+    kind = "email"
+    capability = "notify"
+    destination = "email"
+    config_serializer = EmailToolConfig
     description = "Send a plain-text e-mail to one or more recipients."
     input_schema = {
         "type": "object",
@@ -95,6 +113,10 @@ class SendEmailTool(Tool):
             if address.lower() not in {known.lower() for known in recipients}:
                 recipients.append(address)
         return recipients
+
+    def target(self, arguments: dict[str, Any], config: dict[str, Any]) -> list[str]:
+        to = arguments.get("to") or []
+        return [str(item) for item in (to if isinstance(to, list) else [to])]
 
     def authorize(self, arguments: dict[str, Any], config: dict[str, Any]) -> None:
         self.recipients(arguments, config)

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from rest_framework import serializers
+
+from controlplane.serializers import StrictCharField, StrictIntegerField
 from integrations.net import SafeResponse, checked_url, safe_request
-from integrations.tools.base import Tool, ToolContext, ToolRefused, ToolResult
+from integrations.tools.base import Tool, ToolConfig, ToolContext, ToolRefused, ToolResult
 from integrations.tools.common import (
     call_limits,
     check_arguments,
@@ -21,11 +24,22 @@ from integrations.tools.common import (
 URL_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 2000, "description": "http(s) URL."}
 
 
+class HTTPToolConfig(ToolConfig):
+    allowed_domains = serializers.ListField(child=StrictCharField(max_length=253), default=list)
+    timeout_seconds = StrictIntegerField(min_value=1, max_value=300, default=30)
+
+
 class _HTTPTool(Tool):
+    kind = "http"
+    destination = "external_api"
+    config_serializer = HTTPToolConfig
     method = "GET"
     idempotent_retry = True
 
     def target(self, arguments: dict[str, Any], config: dict[str, Any]) -> str:
+        return str(arguments.get("url") or "")
+
+    def checked_url(self, arguments: dict[str, Any], config: dict[str, Any]) -> str:
         """The URL, if the arguments are well-formed and its host is an allowed domain."""
         check_arguments(self.input_schema, arguments)
         domains = config.get("allowed_domains") or []
@@ -35,10 +49,10 @@ class _HTTPTool(Tool):
         return arguments["url"]
 
     def authorize(self, arguments: dict[str, Any], config: dict[str, Any]) -> None:
-        self.target(arguments, config)
+        self.checked_url(arguments, config)
 
     def send(self, context: ToolContext, arguments: dict[str, Any]) -> SafeResponse:
-        url = self.target(arguments, context.config)
+        url = self.checked_url(arguments, context.config)
         timeout, max_bytes = call_limits(context)
         return safe_request(
             self.method,
@@ -64,6 +78,8 @@ class _HTTPTool(Tool):
 
 class HTTPRequestTool(_HTTPTool):
     name = "http_request"
+    capability = "read"
+    risk = "low"
     description = "GET a URL on one of the allowed domains and read the answer."
     input_schema = {
         "type": "object",
@@ -76,6 +92,8 @@ class HTTPRequestTool(_HTTPTool):
 
 class ExternalAPIPostTool(_HTTPTool):
     name = "external_api_post"
+    capability = "write"
+    risk = "high"
     description = "POST a JSON payload to a URL on one of the allowed domains."
     input_schema = {
         "type": "object",

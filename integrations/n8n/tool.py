@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
+from controlplane.serializers import StrictCharField, StrictURLField
 from integrations.net import safe_request
-from integrations.tools.base import Tool, ToolContext, ToolRefused, ToolResult
+from integrations.tools.base import Tool, ToolConfig, ToolContext, ToolRefused, ToolResult
 from integrations.tools.common import (
     call_limits,
     check_arguments,
@@ -33,8 +34,18 @@ def webhook_url(config: dict[str, Any], secret: Secret | None) -> str:
     return f"{base_url.rstrip('/')}/webhook/{quote(str(config['workflow_id']), safe='')}"
 
 
+class N8nToolConfig(ToolConfig):
+    workflow_id = StrictCharField(max_length=255)
+    webhook_url = StrictURLField(max_length=500, required=False)
+
+
 class N8nWorkflowTool(Tool):
     name = "n8n_workflow"
+    kind = "n8n"
+    capability = "execute"
+    destination = "webhook"
+    risk = "high"
+    config_serializer = N8nToolConfig
     description = "Start this agent's n8n workflow with a JSON payload; returns its answer."
     input_schema = {
         "type": "object",
@@ -45,6 +56,9 @@ class N8nWorkflowTool(Tool):
         "additionalProperties": False,
     }
     idempotent_retry = True
+
+    def target(self, arguments: dict[str, Any], config: dict[str, Any]) -> str:
+        return str(config.get("webhook_url") or "")
 
     def authorize(self, arguments: dict[str, Any], config: dict[str, Any]) -> None:
         check_arguments(self.input_schema, arguments)

@@ -10,8 +10,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from rest_framework import serializers
+
+from controlplane.serializers import StrictCharField
 from integrations.net import safe_request
-from integrations.tools.base import Tool, ToolContext, ToolError, ToolRefused, ToolResult
+from integrations.tools.base import (
+    Tool,
+    ToolConfig,
+    ToolContext,
+    ToolError,
+    ToolRefused,
+    ToolResult,
+)
 from integrations.tools.common import call_limits, check_arguments
 
 DEFAULT_BASE_URL = "https://slack.com/api"
@@ -26,8 +36,17 @@ def _bare(channel: str) -> str:
     return channel.strip().lstrip("#").lower()
 
 
+class SlackToolConfig(ToolConfig):
+    allowed_channels = serializers.ListField(child=StrictCharField(max_length=100), default=list)
+    default_channel = StrictCharField(max_length=100, required=False)
+
+
 class SlackNotificationTool(Tool):
     name = "slack_notification"
+    kind = "slack"
+    capability = "notify"
+    destination = "slack"
+    config_serializer = SlackToolConfig
     description = (
         "Post a message to a Slack channel. Give the channel (e.g. #team-updates) unless "
         "the tool has a default channel, and the message text (Slack mrkdwn)."
@@ -45,6 +64,9 @@ class SlackNotificationTool(Tool):
         "required": ["text"],
         "additionalProperties": False,
     }
+
+    def target(self, arguments: dict[str, Any], config: dict[str, Any]) -> str:
+        return str(arguments.get("channel") or config.get("default_channel") or "")
 
     def channel(self, arguments: dict[str, Any], config: dict[str, Any]) -> str:
         """The channel this call posts to, if the tool's config allows it."""

@@ -1,9 +1,18 @@
-"""The interface every tool implements (one module per kind under ``integrations/``).
+"""What a tool is: one class per tool action, in its integration's folder
+(``integrations/<kind>/tool.py``), registered by one line in ``integrations.tools.registry``.
 
-The tool proxy (``integrations.proxy``) owns everything common: it checks the version's
-capabilities and allowed destinations, asks the policy seam, resolves and decrypts the
-credential, records the step, the action and the audit event, and retries retryable errors
-with the same idempotency key. A tool only knows its own service:
+A tool declares what the rest of the control plane needs to know of it — its action name,
+the description and input schema the model is offered, the capability a version must allow
+for it, the destination kind it sends to (what ``allowed_destinations`` and the destination
+policies judge), the risk a person approving a call of it takes, the serializer of its entry
+in a version's ``tools``, and how to read a call's target from its arguments. The version
+config's validation, the catalog the console shows and the run's tool calls
+(``executions.tool_calls``) all read these declarations from the registry.
+
+The tool call path owns everything common: it checks the version's capabilities and allowed
+destinations, asks the policy engine, resolves and decrypts the credential, records the step,
+the action and the audit event, and retries retryable errors with the same idempotency key.
+A tool only knows its own service:
 
 - ``authorize(arguments, config)``: refuse (``ToolRefused``) what its own config does not
   allow — a channel, a recipient, a domain — before anything is sent;
@@ -15,8 +24,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
+from django.core.validators import validate_slug
+
+from controlplane.serializers import StrictCharField, StrictIntegerField, StrictSerializer
 from integrations.vault import Secret
 
 # Caps that apply to every outbound call unless a tool's config lowers them.
@@ -67,13 +79,39 @@ class ToolResult:
     detail: dict[str, Any] = field(default_factory=dict)  # status code, message id... (no secrets)
 
 
+class ToolConfig(StrictSerializer):
+    """Fields every tool's config may have (a tool's own serializer adds its fields). All
+    optional and without defaults, so that configs stored before they existed normalize to
+    exactly what they were (same config_hash)."""
+
+    # The vault credential this tool uses; without it the proxy takes the credential named
+    # after the tool's kind ("slack", "email", "http", "webhook", "n8n") if there is one.
+    credential = StrictCharField(max_length=100, required=False, validators=[validate_slug])
+    # Lower (never raise) the proxy's caps for this tool's calls.
+    timeout_seconds = StrictIntegerField(min_value=1, max_value=300, required=False)
+    max_response_bytes = StrictIntegerField(min_value=1, max_value=10 * 1024 * 1024, required=False)
+
+
 class Tool(ABC):
-    name: str = ""  # the action name in the catalog (integrations.catalog.TOOLS)
-    description: str = ""  # shown to the model
-    input_schema: dict[str, Any] = {}  # the arguments the model gives, as JSON Schema
+    name: ClassVar[str]  # the action name a version's ``tools`` lists ("slack_notification")
+    kind: ClassVar[str]  # its integration's folder, and the credential it uses by default
+    description: ClassVar[str]  # shown to the model
+    input_schema: ClassVar[dict[str, Any]]  # the arguments the model gives, as JSON Schema
+    capability: ClassVar[str]  # the ``capabilities`` key a version must allow for it
+    destination: ClassVar[str]  # the ``allowed_destinations`` key it sends to
+    # What a person approving a call of it risks (low, medium, high, critical): the approval
+    # request's risk level starts here.
+    risk: ClassVar[str] = "medium"
+    # Its entry's ``config`` in a version's ``tools``.
+    config_serializer: ClassVar[type[ToolConfig]] = ToolConfig
     # Whether the remote end deduplicates on our Idempotency-Key, so that an attempt whose
     # outcome is unknown (a crash mid-call) may be sent again with the same key.
-    idempotent_retry: bool = False
+    idempotent_retry: ClassVar[bool] = False
+
+    @abstractmethod
+    def target(self, arguments: dict[str, Any], config: dict[str, Any]) -> str | list[str]:
+        """Where a call goes, as the destination policies judge it (a channel, recipients,
+        a URL), read without refusing anything: the policies decide."""
 
     def authorize(self, arguments: dict[str, Any], config: dict[str, Any]) -> None:  # noqa: B027
         """Raise ``ToolRefused`` if the tool's own config does not allow this call (by

@@ -1,4 +1,8 @@
-"""Which class implements each tool action of ``integrations.catalog.TOOLS``.
+"""The tools: one line per tool action. Adding a tool is its folder under ``integrations/``
+(``__init__.py`` and ``tool.py`` with its ``Tool`` subclass and config serializer) and its
+line here; the version config's validation (``agents.config``), the approvable actions of the
+approval policies, the risk of an approval and the run's tool calls
+(``executions.tool_calls``) all read this registry.
 
 Tools are stateless, so one instance of each serves every call and thread.
 """
@@ -15,7 +19,7 @@ from integrations.slack.tool import SlackNotificationTool
 from integrations.tools.base import Tool
 from integrations.webhook.tool import WebhookPostTool
 
-_TOOLS: dict[str, Tool] = {
+TOOLS: dict[str, Tool] = {
     tool.name: tool
     for tool in (
         SlackNotificationTool(),
@@ -34,9 +38,9 @@ class UnknownTool(KeyError):
 
 
 def get_tool(name: str) -> Tool:
-    """The tool for a catalog action name; ``UnknownTool`` (a ``KeyError``) otherwise."""
+    """The tool for an action name; ``UnknownTool`` (a ``KeyError``) otherwise."""
     try:
-        return _TOOLS[name]
+        return TOOLS[name]
     except KeyError:
         raise UnknownTool(name) from None
 

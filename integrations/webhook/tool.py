@@ -17,8 +17,9 @@ import json
 import time
 from typing import Any
 
+from controlplane.serializers import StrictURLField
 from integrations.net import safe_request
-from integrations.tools.base import Tool, ToolContext, ToolRefused, ToolResult
+from integrations.tools.base import Tool, ToolConfig, ToolContext, ToolRefused, ToolResult
 from integrations.tools.common import call_limits, check_arguments, response_content
 
 SIGNATURE_HEADER = "X-ControlPlane-Signature"
@@ -31,8 +32,17 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
+class WebhookToolConfig(ToolConfig):
+    url = StrictURLField(max_length=500)
+
+
 class WebhookPostTool(Tool):
     name = "webhook_post"
+    kind = "webhook"
+    capability = "write"
+    destination = "webhook"
+    risk = "high"
+    config_serializer = WebhookToolConfig
     description = "POST a JSON payload to this agent's configured webhook."
     input_schema = {
         "type": "object",
@@ -41,6 +51,9 @@ class WebhookPostTool(Tool):
         "additionalProperties": False,
     }
     idempotent_retry = True
+
+    def target(self, arguments: dict[str, Any], config: dict[str, Any]) -> str:
+        return str(config.get("url") or "")
 
     def authorize(self, arguments: dict[str, Any], config: dict[str, Any]) -> None:
         check_arguments(self.input_schema, arguments)

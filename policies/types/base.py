@@ -24,7 +24,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 
 from controlplane.serializers import StrictSerializer
-from integrations.catalog import TOOLS
+from integrations.tools.registry import TOOLS
 from policies import counters, safety
 
 if TYPE_CHECKING:

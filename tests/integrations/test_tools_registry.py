@@ -7,10 +7,9 @@ from jsonschema import Draft202012Validator
 from rest_framework.exceptions import ValidationError
 
 from agents.config import validated_config
-from integrations.catalog import TOOLS
 from integrations.llm.base import ToolDefinition
 from integrations.tools.base import Tool
-from integrations.tools.registry import UnknownTool, get_tool, tool_definitions
+from integrations.tools.registry import TOOLS, UnknownTool, get_tool, tool_definitions
 
 
 @pytest.mark.parametrize("name", sorted(TOOLS))

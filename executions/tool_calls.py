@@ -1,8 +1,9 @@
-"""The tool proxy: every tool call of every run goes through ``ToolProxy.call``.
+"""A run's tool calls: every tool call of every run goes through ``ToolProxy.call``.
 
 In order: replay a call already made under the same idempotency key (never twice); check
-the tool is offered, the version's capability and allowed destination, the tool's own config;
-ask the policy seam; record the action *before* sending; decrypt the credential (audited)
+the tool is offered, the version's capability and allowed destination (as the tool declares
+them in ``integrations.tools.registry``), the tool's own config; ask the policy engine, with
+the call's target as the tool reads it from the arguments; record the action *before* sending; decrypt the credential (audited)
 and hand it to the tool, which neither the agent config nor the model ever sees; send,
 retrying retryable errors with backoff and the same key; record the step, the action's
 outcome and an audit event. A refused or failed call goes back to the model as a tool error
@@ -15,6 +16,7 @@ import json
 import random
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -28,11 +30,11 @@ from controlplane.audit import audit_record
 from controlplane.db import release_connection
 from executions.models import Execution, ExecutionAction, ExecutionStep
 from executions.recording import RunRecorder
-from integrations.catalog import TOOLS
 from integrations.llm.base import ToolCall
-from integrations.tools.base import ToolContext, ToolError, ToolRefused
-from integrations.tools.registry import get_tool
-from integrations.vault import credential_exists, credential_use
+from integrations.tools.base import Tool, ToolContext, ToolError, ToolRefused
+from integrations.tools.registry import TOOLS, get_tool
+from integrations.vault import Secret, credential_exists, credential_use
+from policies.engine import Context, Decision, decide
 
 PROXY = Actor.for_system("tool-proxy")
 MAX_CONTENT_CHARS = 20_000
@@ -51,27 +53,13 @@ class ApprovalRequired(Exception):
     (its checkpoint holds the call) until the approval comes."""
 
     def __init__(
-        self, call: ToolCall, key: str, decision: Any, requested_action: dict[str, Any]
+        self, call: ToolCall, key: str, decision: Decision, requested_action: dict[str, Any]
     ) -> None:
         super().__init__(decision.reason)
         self.call = call
         self.key = key
         self.decision = decision
         self.requested_action = requested_action  # exactly what will run once approved
-
-
-def tool_target(name: str, arguments: dict[str, Any], config: dict[str, Any]) -> str | list[str]:
-    """Where a call goes, as the destination policies judge it: a channel, recipients, a URL."""
-    if name == "slack_notification":
-        return str(arguments.get("channel") or config.get("default_channel") or "")
-    if name == "send_email":
-        to = arguments.get("to") or []
-        return [str(item) for item in (to if isinstance(to, list) else [to])]
-    if name in ("http_request", "external_api_post"):
-        return str(arguments.get("url") or "")
-    if name == "webhook_post":
-        return str(config.get("url") or "")
-    return str(config.get("webhook_url") or "")
 
 
 def _not_approved(approval: ApprovalRequest) -> str:
@@ -145,33 +133,30 @@ class ToolProxy:
 
     def _check(
         self, call: ToolCall, key: str
-    ) -> tuple[Any, dict[str, Any], ToolCall, ApprovalRequest | None]:
+    ) -> tuple[Tool, dict[str, Any], ToolCall, ApprovalRequest | None]:
         """The tool, its config, the call as it may go (a safety policy may have redacted
         its arguments) and the approval it was given, if one was needed; ``ToolRefused`` or
         ``ApprovalRequired`` otherwise."""
-        from policies.engine import Context, decide
-
-        spec = TOOLS.get(call.name)
-        if spec is None or call.name not in self.offered:
+        tool = TOOLS.get(call.name)
+        if tool is None or call.name not in self.offered:
             raise ToolRefused(f"The tool {call.name!r} is not offered to this agent.")
-        if not self.config.get("capabilities", {}).get(spec.capability):
-            raise ToolRefused(f"This agent lacks the {spec.capability!r} capability.")
-        if not self.config.get("allowed_destinations", {}).get(spec.destination):
-            raise ToolRefused(f"Destination {spec.destination!r} is not allowed for this agent.")
-        tool = get_tool(call.name)
+        if not self.config.get("capabilities", {}).get(tool.capability):
+            raise ToolRefused(f"This agent lacks the {tool.capability!r} capability.")
+        if not self.config.get("allowed_destinations", {}).get(tool.destination):
+            raise ToolRefused(f"Destination {tool.destination!r} is not allowed for this agent.")
         tool_config = self.offered[call.name]
         tool.authorize(call.arguments, tool_config)
         approval = approval_for_call(self.execution.pk, key)
         if approval is not None and approval.status != ApprovalRequest.Status.APPROVED:
             raise ToolRefused(_not_approved(approval))
-        target = tool_target(call.name, call.arguments, tool_config)
+        target = tool.target(call.arguments, tool_config)
         decision = decide(
             agent=self.execution.agent,
             version=self.execution.agent_version,
             context=Context(
                 kind="tool_call",
                 action=call.name,
-                destination=spec.destination,
+                destination=tool.destination,
                 target=target,
                 payload=call.arguments,
                 execution_id=str(self.execution.pk),
@@ -180,7 +165,7 @@ class ToolProxy:
         )
         requested = {
             "action": call.name,
-            "destination": spec.destination,
+            "destination": tool.destination,
             "target": target,
             "arguments": decision.payload,
         }
@@ -212,13 +197,13 @@ class ToolProxy:
         except IntegrityError:
             return None
 
-    def _credential(self, tool_name: str, tool_config: dict[str, Any]) -> Any:
-        name = tool_config.get("credential") or TOOLS[tool_name].kind
+    def _credential(self, tool: Tool, tool_config: dict[str, Any]) -> Secret | None:
+        name = tool_config.get("credential") or tool.kind
         if not tool_config.get("credential") and not credential_exists(name):
             return None
         return credential_use(
             name=name,
-            purpose=f"tool:{tool_name}",
+            purpose=f"tool:{tool.name}",
             actor=PROXY,
             agent_id=self.execution.agent_id,
             execution_id=self.execution.pk,
@@ -227,11 +212,11 @@ class ToolProxy:
     # --- sending --------------------------------------------------------------------------
 
     def _send(
-        self, tool: Any, tool_config: dict[str, Any], call: ToolCall, action: ExecutionAction
+        self, tool: Tool, tool_config: dict[str, Any], call: ToolCall, action: ExecutionAction
     ) -> ToolOutcome:
         started_at, started = timezone.now(), time.monotonic()
         try:
-            credential = self._credential(call.name, tool_config)
+            credential = self._credential(tool, tool_config)
         except Exception as exc:  # a missing or undecryptable credential is a refusal
             return self._finish(
                 call, action, started_at, started, error=f"Credential problem: {exc}", refused=True
@@ -283,7 +268,7 @@ class ToolProxy:
         self,
         call: ToolCall,
         action: ExecutionAction,
-        started_at: Any,
+        started_at: datetime,
         started: float,
         *,
         result: Any = None,
@@ -347,7 +332,7 @@ class ToolProxy:
         target: str,
         method: str,
         latency_ms: int,
-        started_at: Any,
+        started_at: datetime,
         error: str,
         detail: dict[str, Any],
     ) -> None:
