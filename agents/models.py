@@ -9,6 +9,7 @@ from django.db.models import Q
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 from controlplane.errors import Conflict
+from controlplane.models import AuditTarget
 
 
 class Tag(models.Model):
@@ -102,6 +103,9 @@ class Agent(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def audit_target(self) -> AuditTarget:
+        return AuditTarget("agent", self.pk, self.name, self.pk)
+
     def next_status(self, action: str) -> str:
         """The status ``action`` leads to; ``Conflict`` if it cannot start from here."""
         sources, target = self.TRANSITIONS[action]
@@ -172,6 +176,11 @@ class AgentVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.agent.name}@{self.version}"
+
+    def audit_target(self) -> AuditTarget:
+        return AuditTarget(
+            "agent_version", self.pk, f"{self.agent.name}@{self.version}", self.agent_id
+        )
 
     @property
     def is_editable(self) -> bool:

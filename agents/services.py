@@ -61,34 +61,6 @@ def version_snapshot(version: AgentVersion) -> dict[str, Any]:
     }
 
 
-def _audit_agent(actor: Actor, action: str, agent: Agent, before: Any, after: Any) -> None:
-    audit_record(
-        actor=actor,
-        action=action,
-        target_type="agent",
-        target_id=agent.pk,
-        target_repr=agent.name,
-        agent_id=agent.pk,
-        before=before,
-        after=after,
-    )
-
-
-def _audit_version(
-    actor: Actor, action: str, version: AgentVersion, before: Any, after: Any
-) -> None:
-    audit_record(
-        actor=actor,
-        action=action,
-        target_type="agent_version",
-        target_id=version.pk,
-        target_repr=f"{version.agent.name}@{version.version}",
-        agent_id=version.agent_id,
-        before=before,
-        after=after,
-    )
-
-
 def _require(actor: Actor, perm: str, agent: Agent | None = None) -> None:
     if not can(actor, perm, agent):
         raise Forbidden("You do not have permission to perform this action.")
@@ -197,7 +169,7 @@ def agent_create(*, actor: Actor, data: dict[str, Any]) -> tuple[Agent, bool]:
     _set_team(agent, team)
     _set_tags(agent, data.get("tags", []))
     agent.save()
-    _audit_agent(actor, "agent.created", agent, None, agent_snapshot(agent))
+    audit_record(actor=actor, action="agent.created", target=agent, after=agent_snapshot(agent))
     _create_version(actor, agent, data["version"], data["config"], data.get("changelog", ""))
     return agent, True
 
@@ -229,7 +201,7 @@ def agent_update(*, actor: Actor, agent: Agent, data: dict[str, Any]) -> Agent:
     agent.save()
     after = agent_snapshot(agent)
     if after != before:
-        _audit_agent(actor, "agent.updated", agent, before, after)
+        audit_record(actor=actor, action="agent.updated", target=agent, before=before, after=after)
     return agent
 
 
@@ -289,7 +261,9 @@ def agent_version_update(
     version.save()
     after = version_snapshot(version)
     if after != before:
-        _audit_version(actor, "agent_version.updated", version, before, after)
+        audit_record(
+            actor=actor, action="agent_version.updated", target=version, before=before, after=after
+        )
     return version
 
 
@@ -312,7 +286,9 @@ def _create_version(
             code="duplicate_agent_version",
             details={"name": agent.name, "version": version},
         ) from None
-    _audit_version(actor, "agent_version.created", created, None, version_snapshot(created))
+    audit_record(
+        actor=actor, action="agent_version.created", target=created, after=version_snapshot(created)
+    )
     return created
 
 
@@ -362,7 +338,13 @@ def agent_transition(*, actor: Actor, agent: Agent, action: str) -> Agent:
     if target == Agent.Status.ARCHIVED:
         agent.archived_at = timezone.now()
     agent.save()
-    _audit_agent(actor, f"agent.{action}d", agent, before, agent_snapshot(agent))
+    audit_record(
+        actor=actor,
+        action=f"agent.{action}d",
+        target=agent,
+        before=before,
+        after=agent_snapshot(agent),
+    )
     agent_changed(actor, agent)
     return agent
 
@@ -418,7 +400,13 @@ def agent_version_promote(
             details={"version": target.version, "stage": target.stage},
         )
     agent.save()
-    _audit_agent(actor, "agent.promoted", agent, before_agent, agent_snapshot(agent))
+    audit_record(
+        actor=actor,
+        action="agent.promoted",
+        target=agent,
+        before=before_agent,
+        after=agent_snapshot(agent),
+    )
     if target.stage == AgentVersion.Stage.PRODUCTION:
         agent_changed(actor, agent)
     return target
@@ -442,7 +430,13 @@ def agent_rollback(*, actor: Actor, agent: Agent) -> AgentVersion:
     _set_stage(actor, previous, AgentVersion.Stage.PRODUCTION, now)
     agent.production_version = previous
     agent.save()
-    _audit_agent(actor, "agent.rolled_back", agent, before_agent, agent_snapshot(agent))
+    audit_record(
+        actor=actor,
+        action="agent.rolled_back",
+        target=agent,
+        before=before_agent,
+        after=agent_snapshot(agent),
+    )
     agent_changed(actor, agent)
     return previous
 
@@ -452,7 +446,13 @@ def _set_stage(actor: Actor, version: AgentVersion, stage: str, now: Any) -> Non
     version.stage = stage
     version.stage_changed_at = now
     version.save()
-    _audit_version(actor, f"agent_version.{stage}", version, before, {"stage": stage})
+    audit_record(
+        actor=actor,
+        action=f"agent_version.{stage}",
+        target=version,
+        before=before,
+        after={"stage": stage},
+    )
 
 
 def _retire(actor: Actor, version: AgentVersion, now: Any) -> None:
@@ -484,12 +484,12 @@ def agent_access_set(
         assign_perm(perm, holder, agent)
     if wanted != current:
         who = {"user": user.get_username()} if user is not None else {"group": group.name}
-        _audit_agent(
-            actor,
-            "agent.access_changed",
-            agent,
-            {**who, "perms": sorted(current)},
-            {**who, "perms": sorted(wanted)},
+        audit_record(
+            actor=actor,
+            action="agent.access_changed",
+            target=agent,
+            before={**who, "perms": sorted(current)},
+            after={**who, "perms": sorted(wanted)},
         )
 
 
@@ -504,8 +504,12 @@ def agent_webhook_secret_rotate(*, actor: Actor, agent: Agent) -> str:
     had_one = bool(agent.webhook_secret_ciphertext)
     agent.webhook_secret_ciphertext = encrypt({"secret": secret})
     agent.save(update_fields=["webhook_secret_ciphertext", "updated_at"])
-    _audit_agent(
-        actor, "agent.webhook_secret_rotated", agent, {"had_secret": had_one}, {"had_secret": True}
+    audit_record(
+        actor=actor,
+        action="agent.webhook_secret_rotated",
+        target=agent,
+        before={"had_secret": had_one},
+        after={"had_secret": True},
     )
     return secret
 

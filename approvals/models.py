@@ -6,6 +6,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from controlplane.models import AuditTarget
+
 
 class ApprovalRequest(models.Model):
     """A person's yes or no that a run needs (seed 000's ``approval_queue``; DESIGN.md,
@@ -89,6 +91,11 @@ class ApprovalRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} for {self.execution_id} ({self.status})"
+
+    def audit_target(self) -> AuditTarget:
+        return AuditTarget(
+            "approval", self.pk, f"{self.action} for {self.execution_id}", self.agent_id
+        )
 
     @property
     def is_pending(self) -> bool:

@@ -160,9 +160,6 @@ def _audit(request: ApprovalRequest, action: str, event: str, channel: str, atte
     audit_record(
         actor=NOTIFIER,
         action=action,
-        target_type="approval",
-        target_id=request.pk,
-        target_repr=f"{request.action} for {request.execution_id}",
-        agent_id=request.agent_id,
+        target=request,
         after={"event": event, "channel": channel, "attempt": attempt, **after},
     )

@@ -126,10 +126,7 @@ def approval_open(
     audit_record(
         actor=SYSTEM,
         action="approval.requested",
-        target_type="approval",
-        target_id=request.pk,
-        target_repr=f"{action} for {agent_id}",
-        agent_id=agent_id,
+        target=request,
         after={
             "execution": str(execution_id),
             "action": action,
@@ -246,10 +243,7 @@ def approval_decide(
         audit_record(
             actor=actor,
             action=f"approval.{verdict}",
-            target_type="approval",
-            target_id=locked.pk,
-            target_repr=f"{locked.action} for {locked.execution_id}",
-            agent_id=locked.agent_id,
+            target=locked,
             after={"notes": notes, "execution": str(locked.execution_id)},
         )
         who = actor.user.get_username()
@@ -291,10 +285,7 @@ def _settle(request: ApprovalRequest, status: str, *, by: str, notes: str, actor
     audit_record(
         actor=actor,
         action=f"approval.{status}",
-        target_type="approval",
-        target_id=request.pk,
-        target_repr=f"{request.action} for {request.execution_id}",
-        agent_id=request.agent_id,
+        target=request,
         before={"status": A.PENDING},
         after={"status": status, "by": by, "notes": notes},
     )
@@ -359,10 +350,7 @@ def approval_cancel_for_execution(*, execution_id: Any, actor: Actor) -> int:
             audit_record(
                 actor=actor,
                 action="approval.cancelled",
-                target_type="approval",
-                target_id=request.pk,
-                target_repr=f"{request.action} for {execution_id}",
-                agent_id=request.agent_id,
+                target=request,
                 after={"reason": "the run was cancelled"},
             )
             publish_after_commit(ApprovalChanged(request.pk, execution_id, request.agent_id))

@@ -1,7 +1,9 @@
 """The audit log: record a change, chain it, verify the chain.
 
 ``audit_record`` is called by the services inside the transaction of the change it
-describes, so an event exists exactly when its change was committed. ``audit_seal`` (beat,
+describes, so an event exists exactly when its change was committed. What an event is about
+is an ``AuditTarget``: the models that are audited say so themselves (``audit_target()``), so
+that a call names only who, what happened, the object and the change. ``audit_seal`` (beat,
 every ``AUDIT_SEAL_INTERVAL_SECONDS``) then gives the committed events their place in the
 hash chain: writers never queue behind one global lock, and the chain covers every event
 within seconds of its commit. ``audit_verify`` seals what is pending, then checks.
@@ -12,21 +14,28 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import uuid
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC
-from typing import Any
+from typing import Any, Protocol
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from controlplane.access import Actor
-from controlplane.models import AuditChainHead, AuditEvent
+from controlplane.models import AuditChainHead, AuditEvent, AuditTarget
 
 GENESIS_HASH = "0" * 64
+
+
+class Audited(Protocol):
+    """A model that says what its events are about."""
+
+    def audit_target(self) -> AuditTarget: ...
+
+
 REDACTED = "[redacted]"
 
 # Keys whose values never reach the log: "webhook_secret", "api_key", "access_token",
@@ -109,16 +118,14 @@ def audit_record(
     *,
     actor: Actor,
     action: str,
-    target_type: str,
-    target_id: Any,
-    target_repr: str = "",
-    agent_id: uuid.UUID | str | None = None,
+    target: AuditTarget | Audited,
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> AuditEvent:
     """Record one event, in the caller's transaction: the change and its event stand or fall
     together. It joins the hash chain when ``audit_seal`` runs (within seconds, on beat), so
     that writers never wait for one another."""
+    about = target if isinstance(target, AuditTarget) else target.audit_target()
     context = request_context.get()
     return AuditEvent.objects.create(
         created_at=timezone.now(),
@@ -126,10 +133,10 @@ def audit_record(
         actor_user_id=actor.user.pk if actor.user is not None else None,
         actor_label=actor.label[:200],
         action=action,
-        target_type=target_type,
-        target_id=str(target_id)[:64],
-        target_repr=str(target_repr)[:200],
-        agent_id=agent_id,
+        target_type=about.type,
+        target_id=str(about.id)[:64],
+        target_repr=str(about.repr)[:200],
+        agent_id=about.agent_id,
         before=_as_json(redact(before)),
         after=_as_json(redact(after)),
         request_id=context.request_id,

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -9,6 +11,17 @@ from django.utils import timezone
 from rest_framework_api_key.models import AbstractAPIKey, BaseAPIKeyManager
 
 from controlplane.roles import Role
+
+
+@dataclass(frozen=True)
+class AuditTarget:
+    """What an audit event is about: its type and id, how it reads in the log, and the agent
+    it concerns (whoever may see the agent may read the event)."""
+
+    type: str
+    id: object
+    repr: str = ""
+    agent_id: uuid.UUID | str | None = None
 
 
 class AuditEvent(models.Model):
@@ -112,3 +125,6 @@ class APIKey(AbstractAPIKey):
     @property
     def is_usable(self) -> bool:
         return not self.revoked and not self.has_expired
+
+    def audit_target(self) -> AuditTarget:
+        return AuditTarget("api_key", self.prefix, self.name)

@@ -61,9 +61,7 @@ def api_key_create(
     audit_record(
         actor=actor,
         action="api_key.created",
-        target_type="api_key",
-        target_id=key.prefix,
-        target_repr=key.name,
+        target=key,
         after=_key_snapshot(key),
     )
     return key, secret
@@ -90,9 +88,7 @@ def api_key_revoke(*, actor: Actor, key: APIKey) -> APIKey:
     audit_record(
         actor=actor,
         action="api_key.revoked",
-        target_type="api_key",
-        target_id=key.prefix,
-        target_repr=key.name,
+        target=key,
         before=before,
         after=_key_snapshot(key),
     )

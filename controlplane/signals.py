@@ -9,6 +9,7 @@ from django.dispatch import receiver
 
 from controlplane.access import Actor
 from controlplane.audit import audit_record
+from controlplane.models import AuditTarget
 
 
 @receiver(user_logged_in)
@@ -16,9 +17,7 @@ def audit_login(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
     audit_record(
         actor=Actor(user=user),
         action="auth.login",
-        target_type="user",
-        target_id=user.pk,
-        target_repr=user.get_username(),
+        target=AuditTarget("user", user.pk, user.get_username()),
     )
 
 
@@ -30,7 +29,5 @@ def audit_login_failed(
     audit_record(
         actor=Actor.for_system("auth"),
         action="auth.login_failed",
-        target_type="user",
-        target_id=username,
-        target_repr=username,
+        target=AuditTarget("user", username, username),
     )

@@ -29,6 +29,7 @@ from agents.models import Agent
 from controlplane.access import Actor, can
 from controlplane.audit import audit_record
 from controlplane.errors import Forbidden, Invalid, ServiceError
+from controlplane.models import AuditTarget
 from controlplane.serializers import json_problem
 from executions.lifecycle import Transition
 from executions.models import Execution
@@ -127,9 +128,7 @@ def event_publish(
     audit_record(
         actor=actor,
         action="event.published",
-        target_type="event",
-        target_id=name,
-        target_repr=name,
+        target=AuditTarget("event", name, name),
         after={
             "triggered": [str(execution.pk) for _, execution, _ in fanout.triggered],
             "refused": [{"agent": agent.name, "code": code} for agent, code, _ in fanout.refused],

@@ -6,6 +6,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from controlplane.models import AuditTarget
+
 
 class Execution(models.Model):
     """One run of one pinned agent version (seed 000's ``executions`` table, plus what it
@@ -138,6 +140,11 @@ class Execution(models.Model):
 
     def __str__(self) -> str:
         return f"{self.agent_id}:{self.pk} {self.status}"
+
+    def audit_target(self, repr: str = "") -> AuditTarget:
+        """The run as an event's target; it reads as its agent's id unless told otherwise
+        (the agent's name, where it is at hand)."""
+        return AuditTarget("execution", self.pk, repr or str(self.agent_id), self.agent_id)
 
     @property
     def is_terminal(self) -> bool:

@@ -31,6 +31,7 @@ from django.utils import timezone
 from controlplane.access import Actor, actor_is_admin
 from controlplane.audit import audit_record
 from controlplane.errors import Forbidden
+from controlplane.models import AuditTarget
 from executions.lifecycle import Transition
 from executions.models import DayRollup, Execution, RolledUpDay
 
@@ -173,8 +174,7 @@ def days_forget(*, actor: Actor, days: Iterable[date]) -> int:
         audit_record(
             actor=actor,
             action="rollup.forget",
-            target_type="rolled_up_day",
-            target_id=f"{days[0]}..{days[-1]}",
+            target=AuditTarget("rolled_up_day", f"{days[0]}..{days[-1]}"),
             after={"days": [day.isoformat() for day in days], "summed": forgotten},
         )
     return forgotten

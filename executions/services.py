@@ -99,10 +99,7 @@ def execution_transition(
         audit_record(
             actor=actor,
             action=f"execution.{to}",
-            target_type="execution",
-            target_id=execution.pk,
-            target_repr=f"{execution.agent_id}",
-            agent_id=execution.agent_id,
+            target=execution,
             before={"status": previous},
             after=after,
         )
@@ -260,10 +257,7 @@ def execution_cancel(*, actor: Actor, execution: Execution) -> Execution:
             audit_record(
                 actor=actor,
                 action="execution.cancel_requested",
-                target_type="execution",
-                target_id=execution.pk,
-                target_repr=execution.agent.name,
-                agent_id=execution.agent_id,
+                target=execution.audit_target(execution.agent.name),
             )
     execution.refresh_from_db()
     if not asked and execution.is_terminal:

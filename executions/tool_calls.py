@@ -351,10 +351,7 @@ class ToolProxy:
         audit_record(
             actor=PROXY,
             action=f"tool.{status}",
-            target_type="execution",
-            target_id=self.execution.pk,
-            target_repr=f"{call.name} → {target}"[:200],
-            agent_id=self.execution.agent_id,
+            target=self.execution.audit_target(f"{call.name} → {target}"),
             after={
                 "action": call.name,
                 "target": target,

@@ -268,10 +268,7 @@ def _create(request: TriggerRequest, execution: Execution, decision: Decision) -
             audit_record(
                 actor=actor,
                 action=action,
-                target_type="execution",
-                target_id=execution.pk,
-                target_repr=agent.name,
-                agent_id=agent.pk,
+                target=execution.audit_target(agent.name),
                 after=data,
             )
         if status == S.PENDING_APPROVAL:

@@ -5,6 +5,8 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from controlplane.models import AuditTarget
+
 
 class Credential(models.Model):
     """A secret for an integration (an API key, a bot token, an SMTP password, a webhook
@@ -44,3 +46,6 @@ class Credential(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.kind})"
+
+    def audit_target(self) -> AuditTarget:
+        return AuditTarget("credential", self.pk, self.name)

@@ -21,6 +21,7 @@ from django.utils import timezone
 from controlplane.access import Actor, actor_is_admin, can
 from controlplane.audit import audit_record
 from controlplane.errors import Forbidden, Invalid, NotFound
+from controlplane.models import AuditTarget
 from integrations.models import Credential
 
 
@@ -99,9 +100,7 @@ def credential_save(
     audit_record(
         actor=actor,
         action="credential.saved",
-        target_type="credential",
-        target_id=credential.pk,
-        target_repr=credential.name,
+        target=credential,
         before=before,
         # Not "secret_changed": the audit log redacts keys that look secret, values included.
         after={**_snapshot(credential), "value_replaced": secret is not None},
@@ -129,10 +128,7 @@ def credential_use(
     audit_record(
         actor=actor or Actor.for_system("vault"),
         action="credential.used",
-        target_type="credential",
-        target_id=credential.pk,
-        target_repr=credential.name,
-        agent_id=agent_id,
+        target=AuditTarget("credential", credential.pk, credential.name, agent_id),
         after={"purpose": purpose, "execution_id": str(execution_id) if execution_id else None},
     )
     return secret
@@ -153,9 +149,7 @@ def credential_delete(*, actor: Actor, credential: Credential) -> None:
     audit_record(
         actor=actor,
         action="credential.deleted",
-        target_type="credential",
-        target_id=pk,
-        target_repr=before["name"],
+        target=AuditTarget("credential", pk, before["name"]),
         before=before,
     )
 
@@ -186,8 +180,7 @@ def vault_rotate(*, actor: Actor) -> int:
     audit_record(
         actor=actor,
         action="vault.rotated",
-        target_type="vault",
-        target_id="credentials",
+        target=AuditTarget("vault", "credentials"),
         after={"reencrypted": count},  # "credentials" would be redacted as secret-looking
     )
     return count

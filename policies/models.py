@@ -5,6 +5,8 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from controlplane.models import AuditTarget
+
 
 class Policy(models.Model):
     """A rule the policy engine applies (seed 000's ``policies`` table; DESIGN.md, "Policy").
@@ -50,3 +52,6 @@ class Policy(models.Model):
 
     def __str__(self) -> str:
         return self.policy_name
+
+    def audit_target(self) -> AuditTarget:
+        return AuditTarget("policy", self.pk, self.policy_name, self.target_agent_id)

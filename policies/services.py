@@ -109,10 +109,7 @@ def policy_create(*, actor: Actor, data: dict[str, Any]) -> Policy:
     audit_record(
         actor=actor,
         action="policy.created",
-        target_type="policy",
-        target_id=policy.pk,
-        target_repr=policy.policy_name,
-        agent_id=policy.target_agent_id,
+        target=policy,
         after=policy_snapshot(policy),
     )
     _announce()
@@ -158,10 +155,7 @@ def policy_update(*, actor: Actor, policy: Policy, data: dict[str, Any]) -> Poli
         audit_record(
             actor=actor,
             action="policy.updated",
-            target_type="policy",
-            target_id=policy.pk,
-            target_repr=policy.policy_name,
-            agent_id=policy.target_agent_id,
+            target=policy,
             before=before,
             after=after,
         )
@@ -179,10 +173,7 @@ def policy_delete(*, actor: Actor, policy: Policy) -> None:
     audit_record(
         actor=actor,
         action="policy.deleted",
-        target_type="policy",
-        target_id=policy.pk,
-        target_repr=policy.policy_name,
-        agent_id=policy.target_agent_id,
+        target=policy,
         before=policy_snapshot(policy),
     )
     policy.delete()

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from django.db import models
 
+from controlplane.models import AuditTarget
+
 
 class Schedule(models.Model):
     """The cron schedule of an agent, kept by ``schedules.services.schedule_sync`` from the
@@ -64,6 +66,14 @@ class Schedule(models.Model):
 
     def __str__(self) -> str:
         return f"{self.expression} ({self.timezone})"
+
+    def audit_target(self) -> AuditTarget:
+        return AuditTarget(
+            "schedule",
+            self.agent_id,
+            f"{self.agent.name}: {self.expression} ({self.timezone})",
+            self.agent_id,
+        )
 
     @property
     def paused(self) -> bool:

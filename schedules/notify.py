@@ -10,6 +10,7 @@ from django.urls import reverse
 from agents.models import Agent
 from controlplane.access import Actor
 from controlplane.audit import audit_record
+from controlplane.models import AuditTarget
 from controlplane.roles import admin_emails
 
 NOTIFIER = Actor.for_system("schedule-notifier")
@@ -48,9 +49,6 @@ def _audit(agent: Agent, action: str, **after: object) -> None:
     audit_record(
         actor=NOTIFIER,
         action=action,
-        target_type="schedule",
-        target_id=agent.pk,
-        target_repr=agent.name,
-        agent_id=agent.pk,
+        target=AuditTarget("schedule", agent.pk, agent.name, agent.pk),
         after=dict(after),
     )

@@ -86,10 +86,7 @@ def _audit(actor: Actor, action: str, schedule: Schedule, before: Any = None, **
     audit_record(
         actor=actor,
         action=action,
-        target_type="schedule",
-        target_id=schedule.agent_id,
-        target_repr=f"{schedule.agent.name}: {schedule.expression} ({schedule.timezone})",
-        agent_id=schedule.agent_id,
+        target=schedule,
         before=before,
         after=after or _snapshot(schedule),
     )

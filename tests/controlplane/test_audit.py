@@ -20,7 +20,7 @@ from controlplane.audit import (
     audit_verify,
     redact,
 )
-from controlplane.models import AuditChainHead, AuditEvent
+from controlplane.models import AuditChainHead, AuditEvent, AuditTarget
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -77,12 +77,11 @@ def test_record_redacts_and_chains(owner: Any) -> None:
     first = audit_record(
         actor=Actor(user=owner),
         action="test.one",
-        target_type="thing",
-        target_id=1,
+        target=AuditTarget("thing", 1),
         after={"api_key": "sk-live-123", "name": "x"},
     )
     second = audit_record(
-        actor=Actor.for_system("beat"), action="test.two", target_type="thing", target_id=1
+        actor=Actor.for_system("beat"), action="test.two", target=AuditTarget("thing", 1)
     )
 
     assert first.after == {"api_key": "[redacted]", "name": "x"}
@@ -100,9 +99,9 @@ def test_record_redacts_and_chains(owner: Any) -> None:
 
 
 def test_the_chain_follows_the_order_events_were_sealed_in(owner: Any) -> None:
-    early = audit_record(actor=Actor(user=owner), action="test.a", target_type="t", target_id=1)
+    early = audit_record(actor=Actor(user=owner), action="test.a", target=AuditTarget("t", 1))
     audit_seal()
-    late = audit_record(actor=Actor(user=owner), action="test.b", target_type="t", target_id=2)
+    late = audit_record(actor=Actor(user=owner), action="test.b", target=AuditTarget("t", 2))
     audit_seal()
 
     early.refresh_from_db()
@@ -114,7 +113,7 @@ def test_the_chain_follows_the_order_events_were_sealed_in(owner: Any) -> None:
 def test_beat_task_seals(owner: Any) -> None:
     from controlplane.tasks import maintenance_audit_seal
 
-    audit_record(actor=Actor(user=owner), action="test.a", target_type="t", target_id=1)
+    audit_record(actor=Actor(user=owner), action="test.a", target=AuditTarget("t", 1))
 
     assert maintenance_audit_seal() == 1
     assert maintenance_audit_seal() == 0
@@ -359,7 +358,7 @@ def test_audit_api_is_read_only(history: list[AuditEvent], admin_user: Any, api_
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the trigger is PostgreSQL's")
 def test_database_lets_the_sealer_add_the_link_but_not_change_the_content(owner: Any) -> None:
-    event = audit_record(actor=Actor(user=owner), action="test.a", target_type="t", target_id=1)
+    event = audit_record(actor=Actor(user=owner), action="test.a", target=AuditTarget("t", 1))
 
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
         AuditEvent.objects.filter(pk=event.pk).update(action="test.forged", seq=999, hash="f" * 64)
