@@ -9,7 +9,7 @@ from django.db.models import Q
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 from controlplane.errors import Conflict
-from controlplane.models import AuditTarget
+from controlplane.models import AuditTarget, Authored
 
 
 class Tag(models.Model):
@@ -22,7 +22,7 @@ class Tag(models.Model):
         return self.name
 
 
-class Agent(models.Model):
+class Agent(Authored):
     """An agent's identity and lifecycle; its behaviour lives in its versions.
 
     ::
@@ -85,15 +85,6 @@ class Agent(models.Model):
     # The secret that signs webhook triggers, encrypted with the vault key; rotated from the
     # agent page or the API, shown once.
     webhook_secret_ciphertext = models.TextField(blank=True, editable=False)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
     archived_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -122,7 +113,7 @@ class Agent(models.Model):
         return self.status == self.Status.ACTIVE and self.production_version_id is not None
 
 
-class AgentVersion(models.Model):
+class AgentVersion(Authored):
     """The behaviour of an agent, immutable once it leaves draft.
 
     ::
@@ -149,15 +140,6 @@ class AgentVersion(models.Model):
     previous_production = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
     stage_changed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -13,6 +13,28 @@ from rest_framework_api_key.models import AbstractAPIKey, BaseAPIKeyManager
 from controlplane.roles import Role
 
 
+class Timestamped(models.Model):
+    """When a row was made and last changed."""
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class Authored(Timestamped):
+    """A definition someone made (an agent, a version, a policy, a credential): who, and when
+    it was made and last changed. The user may go; the row stays."""
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        abstract = True
+
+
 @dataclass(frozen=True)
 class AuditTarget:
     """What an audit event is about: its type and id, how it reads in the log, and the agent

@@ -2,13 +2,12 @@ from __future__ import annotations
 
 import uuid
 
-from django.conf import settings
 from django.db import models
 
-from controlplane.models import AuditTarget
+from controlplane.models import AuditTarget, Authored
 
 
-class Credential(models.Model):
+class Credential(Authored):
     """A secret for an integration (an API key, a bot token, an SMTP password, a webhook
     signing secret), encrypted at rest with the vault key (``integrations.vault``).
 
@@ -34,11 +33,6 @@ class Credential(models.Model):
     ciphertext = models.TextField(editable=False)
     # What is not secret: base URLs, SMTP host, sender address...
     config = models.JSONField(default=dict, blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

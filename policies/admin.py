@@ -81,6 +81,7 @@ class PolicyAdmin(ServiceErrorsAsMessages, admin.ModelAdmin):
     autocomplete_fields = ["target_agent"]
     # Set by the service to whoever created the policy, never chosen in the form.
     readonly_fields = ["created_by", "created_at", "updated_at"]
+    fields = [*PolicyAdminForm.Meta.fields, *readonly_fields]
     actions = ["enable_selected", "disable_selected"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Policy]:

@@ -2,13 +2,12 @@ from __future__ import annotations
 
 import uuid
 
-from django.conf import settings
 from django.db import models
 
-from controlplane.models import AuditTarget
+from controlplane.models import AuditTarget, Authored
 
 
-class Policy(models.Model):
+class Policy(Authored):
     """A rule the policy engine applies (seed 000's ``policies`` table; DESIGN.md, "Policy").
 
     Lower ``priority`` is looked at first; disabled policies are ignored.
@@ -40,11 +39,6 @@ class Policy(models.Model):
     rules = models.JSONField(default=dict)
     enabled = models.BooleanField(default=True, db_index=True)
     priority = models.IntegerField(default=100, db_index=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["priority", "policy_name"]

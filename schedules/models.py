@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from django.db import models
 
-from controlplane.models import AuditTarget
+from controlplane.models import AuditTarget, Timestamped
 
 
-class Schedule(models.Model):
+class Schedule(Timestamped):
     """The cron schedule of an agent, kept by ``schedules.services.schedule_sync`` from the
     agent's production version (``trigger: {type: cron, schedule, timezone, …}``) and its
     status, in the transaction that changes them; never edited by hand. It owns the
@@ -58,8 +58,6 @@ class Schedule(models.Model):
     consecutive_failures = models.PositiveIntegerField(default=0)
     paused_at = models.DateTimeField(null=True, blank=True)
     paused_reason = models.CharField(max_length=500, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["due_at"]
