@@ -12,26 +12,11 @@ from django.test import override_settings
 from agents.models import Agent, AgentVersion
 from controlplane.models import AuditEvent
 from tests import factories
+from tests.api import assert_error, field_errors
 
 pytestmark = pytest.mark.django_db
 
 URL = "/api/v1/agents"
-
-
-def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.content
-    body = response.json()
-    error = body["error"]
-    assert set(error) == {"code", "message", "details", "timestamp", "requestId"}
-    assert error["code"] == code, error
-    assert error["message"]
-    assert error["requestId"] == response["X-Request-ID"]
-    return error
-
-
-def field_errors(response: Any) -> dict[str, str]:
-    details = response.json()["error"]["details"]
-    return {item["field"]: item["code"] for item in details["validationErrors"]}
 
 
 # --- create -------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from controlplane.access import Actor
 from controlplane.models import AuditEvent
 from executions.models import Execution
 from tests import factories
+from tests.api import assert_error, field_errors
 from tests.approvals.factories import pending_run
 from tests.executions.test_runtime import run, start
 
@@ -36,21 +37,6 @@ EMAIL = {"to": ["bob@company.com"], "subject": "hi", "body": "hello"}
 
 def detail(request: ApprovalRequest) -> str:
     return f"{URL}/{request.pk}"
-
-
-def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.content
-    error = response.json()["error"]
-    assert set(error) == {"code", "message", "details", "timestamp", "requestId"}
-    assert error["code"] == code, error
-    assert error["message"]
-    assert error["requestId"] == response["X-Request-ID"]
-    return error
-
-
-def field_errors(response: Any) -> dict[str, str]:
-    details = response.json()["error"]["details"]
-    return {item["field"]: item["code"] for item in details["validationErrors"]}
 
 
 def ids(response: Any) -> list[str]:

@@ -13,6 +13,7 @@ from controlplane.access import Actor
 from controlplane.models import AuditEvent
 from policies.models import Policy
 from tests import factories
+from tests.api import assert_error, field_errors
 from tests.policies.factories import (
     APPROVAL_SEED,
     COST_OPTIMIZATION_SEED,
@@ -29,21 +30,6 @@ URL = "/api/v1/policies"
 
 def detail(policy: Policy) -> str:
     return f"{URL}/{policy.pk}"
-
-
-def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.content
-    error = response.json()["error"]
-    assert set(error) == {"code", "message", "details", "timestamp", "requestId"}
-    assert error["code"] == code, error
-    assert error["message"]
-    assert error["requestId"] == response["X-Request-ID"]
-    return error
-
-
-def field_errors(response: Any) -> dict[str, str]:
-    details = response.json()["error"]["details"]
-    return {item["field"]: item["code"] for item in details["validationErrors"]}
 
 
 def names(response: Any) -> list[str]:

@@ -13,7 +13,7 @@ from controlplane.models import AuditEvent
 from schedules.models import Schedule
 from schedules.services import schedule_fire
 from tests import factories
-from tests.agents.test_api import assert_error, field_errors
+from tests.api import assert_error, field_errors
 from tests.schedules.conftest import cron_agent, set_cursor, utc
 
 pytestmark = pytest.mark.django_db
