@@ -25,7 +25,7 @@ from django.core.validators import validate_email
 from rest_framework import serializers
 
 from controlplane.serializers import StrictCharField, StrictEmailField
-from integrations.net import host_matches
+from integrations.addresses import host_matches
 from integrations.tools.base import (
     Tool,
     ToolConfig,

@@ -12,7 +12,8 @@ from typing import Any
 from rest_framework import serializers
 
 from controlplane.serializers import StrictCharField, StrictIntegerField
-from integrations.net import SafeResponse, checked_url, safe_request
+from integrations.addresses import checked_url
+from integrations.net import SafeResponse, safe_request
 from integrations.tools.base import Tool, ToolConfig, ToolContext, ToolRefused, ToolResult
 from integrations.tools.common import (
     call_limits,

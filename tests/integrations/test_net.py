@@ -14,14 +14,14 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from integrations.net import (
+from integrations.addresses import (
     Allowlist,
     check_host,
     checked_url,
     forbidden_reason,
     host_matches,
-    safe_request,
 )
+from integrations.net import safe_request
 from integrations.tools.base import ToolError, ToolRefused
 
 LOOPBACK_ALLOWED = ["127.0.0.1/32"]
