@@ -232,7 +232,7 @@ DISPATCH_INTERVAL_SECONDS = env_int("DISPATCH_INTERVAL_SECONDS", 2, minimum=1)
 EVENT_CHAIN_MAX_DEPTH = env_int("EVENT_CHAIN_MAX_DEPTH", 5, minimum=1)
 # Overdue approval requests expire, and expiry warnings go out, this often.
 APPROVALS_INTERVAL_SECONDS = env_int("APPROVALS_INTERVAL_SECONDS", 60, minimum=1)
-# Cron agents (schedules.services): the safety-net tick that handles a fire beat's own entry
+# Cron agents (schedules.fires): the safety-net tick that handles a fire beat's own entry
 # did not ring in time runs this often; a fire handled more than the grace late (or several
 # at once) is a missed fire: audited, mailed, on the dashboard.
 SCHEDULES_INTERVAL_SECONDS = env_int("SCHEDULES_INTERVAL_SECONDS", 15, minimum=1)

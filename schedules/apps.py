@@ -12,7 +12,8 @@ class SchedulesConfig(AppConfig):
         from agents.services import agent_changed
         from executions.lifecycle import run_moved
         from schedules import views
-        from schedules.services import cron_run_ended, schedule_follow_agent
+        from schedules.fires import cron_run_ended
+        from schedules.services import schedule_follow_agent
 
         agent_changed.subscribe(schedule_follow_agent)
         run_moved.subscribe(cron_run_ended)

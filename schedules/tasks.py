@@ -8,14 +8,14 @@ from typing import Any
 from celery import shared_task
 from django.conf import settings
 
-from schedules import notify, services
+from schedules import fires, notify
 
 
 @shared_task(name="schedules.tasks.cron_fire", ignore_result=True)
 def cron_fire(agent_id: str) -> str | None:
     """Beat's entry of one cron agent rings: handle what is due. A fire whose jitter has
     not passed is looked at again when it has."""
-    report = services.schedule_fire(agent_id)
+    report = fires.schedule_fire(agent_id)
     if report is None:
         return None
     if report.retry_in is not None and report.handled is None:
@@ -27,7 +27,7 @@ def cron_fire(agent_id: str) -> str | None:
 def maintenance_schedules() -> dict[str, int]:
     """The safety net (beat, every ``SCHEDULES_INTERVAL_SECONDS``): overdue fires, queued
     fires whose blocking run ended."""
-    return asdict(services.schedules_tick())
+    return asdict(fires.schedules_tick())
 
 
 @shared_task(name="schedules.tasks.schedule_notify", bind=True, ignore_result=True)

@@ -8,7 +8,7 @@ from typing import Any
 from django.contrib.auth.models import User
 
 from schedules.models import Schedule
-from schedules.services import _set_next
+from schedules.services import set_next
 from tests import factories
 from tests.integrations.test_tools_email import mailbox  # noqa: F401 - a fixture
 
@@ -42,6 +42,6 @@ def set_cursor(agent: Any, at: datetime) -> Schedule:
     """Pretend the schedule's last handled fire (or its start) was ``at``."""
     schedule = Schedule.objects.select_related("agent").get(agent=agent)
     schedule.cursor = at
-    _set_next(schedule)
+    set_next(schedule)
     schedule.save()
     return schedule

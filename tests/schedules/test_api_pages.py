@@ -10,8 +10,8 @@ from django.test import Client
 from pytest_django.asserts import assertContains, assertNotContains
 
 from controlplane.models import AuditEvent
+from schedules.fires import schedule_fire
 from schedules.models import Schedule
-from schedules.services import schedule_fire
 from tests import factories
 from tests.api import assert_error, field_errors
 from tests.schedules.conftest import cron_agent, set_cursor, utc

@@ -14,8 +14,8 @@ from django.utils import timezone
 from agents import services as agent_services
 from controlplane.access import Actor
 from executions.models import Execution
+from schedules.fires import schedule_fire, schedules_tick
 from schedules.models import ScheduleFire
-from schedules.services import schedule_fire, schedules_tick
 from tests import factories
 from tests.policies.test_concurrency import at_once
 from tests.schedules.conftest import cron_agent, set_cursor, utc

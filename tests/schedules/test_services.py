@@ -21,13 +21,9 @@ from controlplane.models import AuditEvent
 from executions.models import Execution
 from executions.services import execution_transition
 from schedules import notify
+from schedules.fires import schedule_fire, schedules_tick
 from schedules.models import Schedule, ScheduleFire
-from schedules.services import (
-    schedule_fire,
-    schedule_pause,
-    schedule_resume,
-    schedules_tick,
-)
+from schedules.services import schedule_pause, schedule_resume
 from tests import factories
 from tests.schedules.conftest import cron_agent, set_cursor, utc
 
