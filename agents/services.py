@@ -7,7 +7,6 @@ agent changes they subscribe to ``agent_changed`` and ``agent_tags_changed``.
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 from django.contrib.auth.models import Group, User
@@ -22,7 +21,6 @@ from controlplane.audit import audit_record
 from controlplane.errors import Conflict, Forbidden, Invalid, NotFound
 from controlplane.hooks import Hook
 from controlplane.roles import Role
-from integrations.vault import decrypt, encrypt
 
 # In the service's transaction, the agent row locked, after its status or its production
 # version changed (activate, pause, deprecate, archive; promote to production, rollback): a
@@ -61,7 +59,8 @@ def version_snapshot(version: AgentVersion) -> dict[str, Any]:
     }
 
 
-def _require(actor: Actor, perm: str, agent: Agent | None = None) -> None:
+def require(actor: Actor, perm: str, agent: Agent | None = None) -> None:
+    """403 unless the actor may use ``perm`` (on ``agent``)."""
     if not can(actor, perm, agent):
         raise Forbidden("You do not have permission to perform this action.")
 
@@ -102,12 +101,12 @@ def _set_tags(agent: Agent, names: list[str]) -> None:
         agent_tags_changed(agent)
 
 
-def _refuse_archived(agent: Agent) -> None:
+def refuse_archived(agent: Agent) -> None:
     if agent.status == Agent.Status.ARCHIVED:
         raise Conflict(f"Agent {agent.name!r} is archived.", code="agent_archived")
 
 
-def _locked(agent: Agent) -> Agent:
+def agent_locked(agent: Agent) -> Agent:
     """The agent row, locked until the transaction ends, freshly read."""
     return (
         Agent.objects.select_for_update(of=("self",))
@@ -124,7 +123,7 @@ def agent_create(*, actor: Actor, data: dict[str, Any]) -> tuple[Agent, bool]:
     new draft version of it instead (``(name, version)`` is what is unique). Returns the
     agent and whether it was created.
     """
-    _require(actor, "agents.add_agent")
+    require(actor, "agents.add_agent")
     existing = Agent.objects.filter(name=data["name"]).first()
     if existing is not None:
         if not can(actor, "agents.change_agent", existing):
@@ -181,9 +180,9 @@ def agent_update(*, actor: Actor, agent: Agent, data: dict[str, Any]) -> Agent:
     ``data["version"]`` picks the version to edit (default: the newest draft). A version
     that has left draft is immutable: 409 ``version_immutable``.
     """
-    _require(actor, "agents.change_agent", agent)
-    agent = _locked(agent)
-    _refuse_archived(agent)
+    require(actor, "agents.change_agent", agent)
+    agent = agent_locked(agent)
+    refuse_archived(agent)
     before = agent_snapshot(agent)
     config_change = data.get("config_change") or {}
     if config_change or "changelog" in data:
@@ -237,13 +236,13 @@ def agent_version_update(
 ) -> AgentVersion:
     """Edit a draft version: merge a partial ``change`` into its config, or replace it with
     a whole ``config``; either way the result is validated whole."""
-    _require(actor, "agents.change_agent", version.agent)
+    require(actor, "agents.change_agent", version.agent)
     version = (
         AgentVersion.objects.select_for_update(of=("self",))
         .select_related("agent")
         .get(pk=version.pk)
     )
-    _refuse_archived(version.agent)
+    refuse_archived(version.agent)
     if not version.is_editable:
         raise Conflict(
             f"Version {version.version} of {version.agent.name!r} is {version.stage}: a version "
@@ -305,9 +304,9 @@ def agent_version_create(
 ) -> AgentVersion:
     """A new draft version: from a whole ``config``, or cloned from another version with an
     optional partial ``change``."""
-    _require(actor, "agents.change_agent", agent)
-    agent = _locked(agent)
-    _refuse_archived(agent)
+    require(actor, "agents.change_agent", agent)
+    agent = agent_locked(agent)
+    refuse_archived(agent)
     if clone_from:
         source = agent.versions.filter(version=clone_from).first()
         if source is None:
@@ -325,8 +324,8 @@ def agent_version_create(
 @transaction.atomic
 def agent_transition(*, actor: Actor, agent: Agent, action: str) -> Agent:
     """activate, pause, deprecate or archive (the soft delete), per ``Agent.TRANSITIONS``."""
-    _require(actor, "agents.delete_agent" if action == "archive" else "agents.change_agent", agent)
-    agent = _locked(agent)
+    require(actor, "agents.delete_agent" if action == "archive" else "agents.change_agent", agent)
+    agent = agent_locked(agent)
     target = agent.next_status(action)
     if target == Agent.Status.ACTIVE and agent.production_version_id is None:
         raise Conflict(
@@ -359,9 +358,9 @@ def agent_version_promote(
     staging version retires the previous one; a new production version retires the previous
     production version and remembers it for rollback.
     """
-    _require(actor, "agents.change_agent", agent)
-    agent = _locked(agent)
-    _refuse_archived(agent)
+    require(actor, "agents.change_agent", agent)
+    agent = agent_locked(agent)
+    refuse_archived(agent)
     if version:
         target = agent.versions.filter(version=version).first()
         if target is None:
@@ -415,8 +414,8 @@ def agent_version_promote(
 @transaction.atomic
 def agent_rollback(*, actor: Actor, agent: Agent) -> AgentVersion:
     """Production goes back to the version it replaced; the current one is retired."""
-    _require(actor, "agents.change_agent", agent)
-    agent = _locked(agent)
+    require(actor, "agents.change_agent", agent)
+    agent = agent_locked(agent)
     current = agent.production_version
     previous = current.previous_production if current else None
     if previous is None:
@@ -470,7 +469,7 @@ def agent_access_set(
 ) -> None:
     """Give one user or group exactly ``perms`` (codenames) on the agent. Sharing is the
     owner's right: it takes the right to delete the agent."""
-    _require(actor, "agents.delete_agent", agent)
+    require(actor, "agents.delete_agent", agent)
     holder = user if user is not None else group
     if holder is None:
         raise Invalid("Name a user or a group.")
@@ -491,30 +490,3 @@ def agent_access_set(
             before={**who, "perms": sorted(current)},
             after={**who, "perms": sorted(wanted)},
         )
-
-
-@transaction.atomic
-def agent_webhook_secret_rotate(*, actor: Actor, agent: Agent) -> str:
-    """A new secret for the agent's webhook trigger; the old one stops working at once.
-    Returns the secret, which is shown once: only its encrypted form is kept."""
-    _require(actor, "agents.change_agent", agent)
-    agent = _locked(agent)
-    _refuse_archived(agent)
-    secret = secrets.token_urlsafe(32)
-    had_one = bool(agent.webhook_secret_ciphertext)
-    agent.webhook_secret_ciphertext = encrypt({"secret": secret})
-    agent.save(update_fields=["webhook_secret_ciphertext", "updated_at"])
-    audit_record(
-        actor=actor,
-        action="agent.webhook_secret_rotated",
-        target=agent,
-        before={"had_secret": had_one},
-        after={"had_secret": True},
-    )
-    return secret
-
-
-def agent_webhook_secret(agent: Agent) -> str | None:
-    if not agent.webhook_secret_ciphertext:
-        return None
-    return decrypt(agent.webhook_secret_ciphertext)["secret"]

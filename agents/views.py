@@ -23,7 +23,12 @@ from agents.filters import AgentFilter
 from agents.forms import AgentRegisterForm, VersionCreateForm, VersionEditForm
 from agents.models import Agent, AgentVersion
 from agents.sections import agent_list_sections, agent_page_sections, render_sections
-from agents.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, webhook_instructions
+from agents.webhooks import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    agent_webhook_secret_rotate,
+    webhook_instructions,
+)
 from controlplane.access import Actor, actor_from_request, can
 from controlplane.errors import NotFound, ServiceError, flatten_errors
 from controlplane.roles import Role
@@ -300,7 +305,7 @@ def agent_webhook_rotate(request: HttpRequest, name: str) -> HttpResponse:
     actor = actor_from_request(request)
     agent = agent_or_404(actor, name)
     try:
-        secret = services.agent_webhook_secret_rotate(actor=actor, agent=agent)
+        secret = agent_webhook_secret_rotate(actor=actor, agent=agent)
     except ServiceError as exc:
         if request.htmx:
             context = {**_webhook_context(request, actor, agent), "agent": agent}

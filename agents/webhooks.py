@@ -1,6 +1,6 @@
-"""An agent's webhook: how a trigger of ``POST /api/v1/hooks/agents/{id or name}`` is signed
-with the agent's webhook secret, and checked (the endpoint itself is
-``executions.api.webhooks``).
+"""An agent's webhook: its secret (rotated, shown once, kept encrypted), and how a trigger of
+``POST /api/v1/hooks/agents/{id or name}`` is signed with it and checked (the endpoint itself
+is ``executions.api.webhooks``).
 
 Headers (the same scheme the ``webhook_post`` tool signs with, so one control plane's agent
 can trigger another's):
@@ -16,15 +16,20 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 import time
 from typing import Any
 
 from django.core.cache import cache
+from django.db import transaction
 from django.urls import reverse
 
 from agents.models import Agent
-from agents.services import agent_webhook_secret
+from agents.services import agent_locked, refuse_archived, require
+from controlplane.access import Actor
+from controlplane.audit import audit_record
 from controlplane.errors import Unauthenticated
+from integrations.vault import decrypt, encrypt
 
 TIMESTAMP_HEADER = "X-ControlPlane-Timestamp"
 SIGNATURE_HEADER = "X-ControlPlane-Signature"
@@ -65,3 +70,30 @@ def webhook_instructions(request: Any, agent: Agent, secret: str) -> dict[str, A
             SIGNATURE_HEADER: "sha256=<hex HMAC-SHA256(secret, timestamp + '.' + raw body)>",
         },
     }
+
+
+@transaction.atomic
+def agent_webhook_secret_rotate(*, actor: Actor, agent: Agent) -> str:
+    """A new secret for the agent's webhook trigger; the old one stops working at once.
+    Returns the secret, which is shown once: only its encrypted form is kept."""
+    require(actor, "agents.change_agent", agent)
+    agent = agent_locked(agent)
+    refuse_archived(agent)
+    secret = secrets.token_urlsafe(32)
+    had_one = bool(agent.webhook_secret_ciphertext)
+    agent.webhook_secret_ciphertext = encrypt({"secret": secret})
+    agent.save(update_fields=["webhook_secret_ciphertext", "updated_at"])
+    audit_record(
+        actor=actor,
+        action="agent.webhook_secret_rotated",
+        target=agent,
+        before={"had_secret": had_one},
+        after={"had_secret": True},
+    )
+    return secret
+
+
+def agent_webhook_secret(agent: Agent) -> str | None:
+    if not agent.webhook_secret_ciphertext:
+        return None
+    return decrypt(agent.webhook_secret_ciphertext)["secret"]

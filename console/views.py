@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from approvals.selectors import approval_stats
-from console import charts
+from console import charts, failures
 from console import dashboard as panels
 from controlplane.access import actor_from_request, can
 from controlplane.views import render_page
@@ -41,7 +41,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         if panel == "overview":
             context = {"overview": panels.dashboard_overview(scope=seen, at=at)}
         else:  # failures
-            context = {"failures": panels.failure_groups(scope=seen, at=at), "window": at}
+            context = {"failures": failures.failure_groups(scope=seen, at=at), "window": at}
         return render(request, LIVE_PANELS[panel], context)
     sort = panels.performance_sort(request.GET.get("sort"))
     summed = panels.days_summed(scope=seen, at=at)
@@ -60,8 +60,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "cost_by_provider": charts.hbars(
                 panels.cost_by_provider(scope=seen, at=at, cells=cells)
             ),
-            "failures": panels.failure_groups(scope=seen, at=at),
-            "drops": panels.success_rate_drops(scope=seen, at=at, days=summed, cells=cells),
+            "failures": failures.failure_groups(scope=seen, at=at),
+            "drops": failures.success_rate_drops(scope=seen, at=at, days=summed, cells=cells),
             "stats": approval_stats(actor=actor, agents=seen.agent_ids())
             if may_see_approvals
             else None,

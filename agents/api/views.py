@@ -28,7 +28,7 @@ from agents.api.serializers import (
 )
 from agents.filters import AgentFilter
 from agents.models import Agent
-from agents.webhooks import webhook_instructions
+from agents.webhooks import agent_webhook_secret_rotate, webhook_instructions
 from controlplane.access import Actor, actor_from_request, can
 from controlplane.errors import Forbidden
 
@@ -246,7 +246,7 @@ class AgentViewSet(viewsets.GenericViewSet):
     )
     def webhook_secret(self, request: Request, ref: str) -> Response:
         agent = self.get_object("agents.change_agent")
-        secret = services.agent_webhook_secret_rotate(actor=self.actor, agent=agent)
+        secret = agent_webhook_secret_rotate(actor=self.actor, agent=agent)
         return Response(webhook_instructions(request, agent, secret))
 
     @extend_schema(

@@ -30,7 +30,7 @@ from pytest_django.asserts import (
 from agents import services as agent_services
 from agents.models import Agent
 from approvals.models import ApprovalRequest
-from console import charts
+from console import charts, failures
 from console import dashboard as panels
 from controlplane.access import Actor
 from controlplane.templatetags.console import latency, pct, usd
@@ -539,7 +539,7 @@ def test_failures_of_the_last_24_hours_are_grouped_by_error_type(
     run(alpha, at=NOW, status=S.BLOCKED, error_type="policy_deny")  # refused, not failed
     run(gamma, at=NOW, status=S.FAILED, error_type="llm_timeout")  # not alice's
 
-    groups = panels.failure_groups(scope=panels.scope(as_actor(owner)), at=AT)
+    groups = failures.failure_groups(scope=panels.scope(as_actor(owner)), at=AT)
 
     assert [(g.error_type, g.runs, g.agents) for g in groups] == [
         ("llm_timeout", 3, 2),
@@ -610,7 +610,7 @@ def test_a_drop_of_20_points_over_5_runs_is_listed_and_less_is_not(owner: User) 
     runs_of(agents["steady"], at=baseline, succeeded=1, failed=1)
     runs_of(agents["steady"], at=recent, succeeded=2, failed=3)
 
-    drops = panels.success_rate_drops(scope=panels.scope(as_actor(owner)), at=AT)
+    drops = failures.success_rate_drops(scope=panels.scope(as_actor(owner)), at=AT)
 
     assert [drop.name for drop in drops] == ["fell"]
     (fell,) = drops

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from agents.models import Agent
 from console import dashboard as panels
+from console import failures
 from controlplane.access import Actor
 from controlplane.errors import Forbidden
 from controlplane.models import AuditEvent
@@ -157,8 +158,8 @@ def test_the_drops_read_from_the_sums_are_those_read_from_the_runs(
         run(agents[0], NOW - timedelta(hours=2, minutes=minutes), S.FAILED)
     seen = panels.scope(Actor(user=admin_user))
 
-    from_runs = panels.success_rate_drops(scope=seen, at=AT, days=set())
-    from_sums = panels.success_rate_drops(scope=seen, at=AT)
+    from_runs = failures.success_rate_drops(scope=seen, at=AT, days=set())
+    from_sums = failures.success_rate_drops(scope=seen, at=AT)
 
     assert [drop.name for drop in from_runs] == ["alpha"]
     assert from_sums == from_runs

@@ -13,7 +13,7 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from agents import services as agent_services
-from agents.webhooks import sign
+from agents.webhooks import agent_webhook_secret_rotate, sign
 from controlplane.access import Actor
 from controlplane.models import AuditEvent
 from executions.models import Execution
@@ -303,7 +303,7 @@ def test_webhook_refusals_are_401(
     elif case == "unknown-agent":
         response = hook(client, "no-such-agent", secret, body)
     else:
-        agent_services.agent_webhook_secret_rotate(actor=Actor(user=owner), agent=runner)
+        agent_webhook_secret_rotate(actor=Actor(user=owner), agent=runner)
         response = hook(client, runner.pk, secret, body)
 
     assert response.status_code == 401

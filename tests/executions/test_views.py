@@ -27,8 +27,7 @@ from pytest_django.asserts import (
 
 from agents import services as agent_services
 from agents.models import Agent
-from agents.services import agent_webhook_secret
-from agents.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER
+from agents.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, agent_webhook_secret
 from controlplane.access import Actor
 from controlplane.models import AuditEvent
 from executions import services
