@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
+from uuid import UUID
 
 import redis
 from django.conf import settings
 from django.db.models import Max, Min
 
+from agents.models import Agent
 from bench.harness import (
     Load,
     active_agent,
@@ -43,7 +45,7 @@ from executions.trigger import TriggerRequest, execution_trigger
 WORKER_CONCURRENCY = 32  # the Procfile's default
 
 
-def _agent(actor: Actor, name: str, latency_ms: int) -> Any:
+def _agent(actor: Actor, name: str, latency_ms: int) -> Agent:
     return active_agent(
         actor,
         {
@@ -65,7 +67,7 @@ def _agent(actor: Actor, name: str, latency_ms: int) -> Any:
     )
 
 
-def _trigger_many(actor: Actor, agent: Any, count: int) -> list[Any]:
+def _trigger_many(actor: Actor, agent: Agent, count: int) -> list[UUID]:
     return [
         execution_trigger(
             TriggerRequest(actor=actor, agent=agent, input={"n": n}, source="api")
@@ -74,7 +76,7 @@ def _trigger_many(actor: Actor, agent: Any, count: int) -> list[Any]:
     ]
 
 
-def _wait_terminal(ids: list[Any], timeout: float) -> None:
+def _wait_terminal(ids: list[UUID], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while Execution.objects.filter(pk__in=ids).exclude(status__in=Execution.TERMINAL).exists():
         if time.monotonic() > deadline:
@@ -85,11 +87,13 @@ def _wait_terminal(ids: list[Any], timeout: float) -> None:
         raise RuntimeError(f"{failed} benchmark executions did not succeed")
 
 
-def _span_seconds(ids: list[Any]) -> float:
+def _span_seconds(ids: list[UUID]) -> float:
     span = Execution.objects.filter(pk__in=ids).aggregate(
         first=Min("started_at"), last=Max("completed_at")
     )
-    return (span["last"] - span["first"]).total_seconds()
+    first: datetime = span["first"]
+    last: datetime = span["last"]
+    return (last - first).total_seconds()
 
 
 def _noop_drain(client: redis.Redis, count: int) -> float:
@@ -102,10 +106,13 @@ def _noop_drain(client: redis.Redis, count: int) -> float:
             if time.monotonic() > deadline:
                 raise RuntimeError("the no-op tasks did not drain")
             time.sleep(0.02)
-    return count / (float(client.get("bench:noop:last")) - float(client.get("bench:noop:first")))
+    # Both are set: the tasks that counted set them.
+    last = float(cast(bytes, client.get("bench:noop:last")))
+    first = float(cast(bytes, client.get("bench:noop:first")))
+    return count / (last - first)
 
 
-def throughput(actor: Actor, agent: Any, client: redis.Redis, count: int) -> dict[str, Any]:
+def throughput(actor: Actor, agent: Agent, client: redis.Redis, count: int) -> dict[str, Any]:
     noop_rate = _noop_drain(client, count)
     ids = _trigger_many(actor, agent, count)  # queued, their messages waiting
     with celery_worker(concurrency=WORKER_CONCURRENCY):
@@ -117,7 +124,7 @@ def throughput(actor: Actor, agent: Any, client: redis.Redis, count: int) -> dic
 
 
 def dispatch_latency(
-    actor: Actor, agent: Any, client: redis.Redis, samples: int
+    actor: Actor, agent: Agent, client: redis.Redis, samples: int
 ) -> dict[str, dict[str, Any]]:
     """One at a time on an idle worker: trigger → running (from the trigger call), and
     queued → running (from the moment the trigger returned: the run committed and its
@@ -127,7 +134,7 @@ def dispatch_latency(
     with celery_worker(concurrency=WORKER_CONCURRENCY):
         client.delete("bench:noop:latency")
         for index in range(samples):
-            bench_noop.apply_async(args=[time.time()], queue="executions")
+            bench_noop.apply_async(args=(time.time(),), queue="executions")
             deadline = time.monotonic() + 10
             while client.llen("bench:noop:latency") <= index:
                 if time.monotonic() > deadline:
@@ -141,7 +148,10 @@ def dispatch_latency(
             ).execution.pk
             queued = time.time()
             _wait_terminal([pk], timeout=30)
-            started: datetime = Execution.objects.values_list("started_at", flat=True).get(pk=pk)
+            # It succeeded (_wait_terminal), so it started.
+            started = cast(
+                datetime, Execution.objects.values_list("started_at", flat=True).get(pk=pk)
+            )
             ours.append((started.timestamp() - sent) * 1000)
             dispatch.append((started.timestamp() - queued) * 1000)
     floor50, floor99 = percentile(bare, 50), percentile(bare, 99)
@@ -177,7 +187,7 @@ def dispatch_latency(
     }
 
 
-def trigger_api(actor: Actor, agent: Any, seconds: float) -> dict[str, Any]:
+def trigger_api(actor: Actor, agent: Agent, seconds: float) -> dict[str, Any]:
     _, key = core_services.api_key_create(actor=actor, name="bench", role="admin")
     port = free_port()
     with web_server(port):
@@ -203,7 +213,7 @@ def trigger_api(actor: Actor, agent: Any, seconds: float) -> dict[str, Any]:
     return metric(ours, bare, unit="requests/s", target="ratio >= 0.3", better="higher")
 
 
-def in_flight(actor: Actor, agent: Any, count: int) -> dict[str, Any]:
+def in_flight(actor: Actor, agent: Agent, count: int) -> dict[str, Any]:
     with celery_worker(concurrency=count):
         alone = _trigger_many(actor, agent, 1)
         _wait_terminal(alone, timeout=60)

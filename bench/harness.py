@@ -26,9 +26,15 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+
+if TYPE_CHECKING:
+    from dj_database_url import DBConfig
+
+    from agents.models import Agent
+    from controlplane.access import Actor
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,7 +69,8 @@ def metric(value: float, floor: float, *, unit: str, target: str, better: str) -
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 # --- the throwaway environment ---------------------------------------------------------------
@@ -102,7 +109,7 @@ def isolated_environment() -> Iterator[dict[str, str]]:
         shutil.rmtree(var_dir, ignore_errors=True)
 
 
-def _postgres_url(database: dict[str, Any], name: str) -> str:
+def _postgres_url(database: DBConfig, name: str) -> str:
     from urllib.parse import quote
 
     user = quote(database.get("USER") or "")
@@ -246,7 +253,7 @@ def wait_for_http(port: int, path: str, process: subprocess.Popen[bytes], timeou
     return False
 
 
-def active_agent(actor: Any, payload: dict[str, Any]) -> Any:
+def active_agent(actor: Actor, payload: dict[str, Any]) -> Agent:
     """An agent made from seed 000's registration ``payload``, its version promoted to
     production and the agent activated — through the services, as a person would."""
     from agents import services as agent_services

@@ -24,7 +24,8 @@ import threading
 import time
 import uuid
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+from uuid import UUID
 
 from django.db import DatabaseError, connection, transaction
 from django.test import Client
@@ -32,8 +33,18 @@ from django.utils import timezone
 
 from bench.harness import active_agent, metric, percentile
 
+if TYPE_CHECKING:
+    from channels.layers import BaseChannelLayer
+    from django.contrib.auth.models import User
 
-def _setup(rows: int) -> tuple[Any, list[Any], Any]:
+    from agents.models import Agent, AgentVersion
+    from executions.models import Execution
+
+# What a socket heard: (round, arrival time, the feed it was told to refresh).
+Heard = tuple[int, float, str]
+
+
+def _setup(rows: int) -> tuple[User, list[Agent], Execution | None]:
     """An operator owning 20 active agents with ``rows`` executions among them."""
     from django.contrib.auth.models import Group, User
 
@@ -148,7 +159,8 @@ def _p95s(client: Client, paths: dict[str, str], samples: int) -> dict[str, floa
 
 
 def run_pages(*, rows: int, samples: int) -> dict[str, Any]:
-    user, agents, sample = _setup(rows)
+    user, agents, newest = _setup(rows)
+    sample = cast("Execution", newest)  # the newest of the ``rows`` (a page needs rows)
     # What the load left in this process is not the pages' garbage: out of the collector's
     # way (its full passes over it put 100 ms requests in the p95 of whichever page they
     # fell on; a server process has no such heap).
@@ -194,7 +206,8 @@ def run_live(*, sockets: int, changes: int) -> dict[str, Any]:
     runs = [
         Execution.objects.create(
             agent=agents[0],
-            agent_version=agents[0].production_version,
+            # active_agent promoted a version to production
+            agent_version=cast("AgentVersion", agents[0].production_version),
             trigger_source="api",
             status="queued",
             input={},
@@ -203,7 +216,7 @@ def run_live(*, sockets: int, changes: int) -> dict[str, Any]:
         for _ in range(changes)
     ]
     port = free_port()
-    received: list[tuple[int, float]] = []  # (round, arrival time)
+    received: list[Heard] = []
     lock = threading.Lock()
 
     async def follow(ready: asyncio.Event, counter: list[int], stop: asyncio.Event) -> None:
@@ -232,7 +245,7 @@ def run_live(*, sockets: int, changes: int) -> dict[str, Any]:
         counter = [0]
         tasks = [asyncio.create_task(follow(ready, counter, stop)) for _ in range(sockets)]
         await asyncio.wait_for(ready.wait(), timeout=120)
-        layer = get_channel_layer()
+        layer = cast("BaseChannelLayer", get_channel_layer())  # the settings configure one
         commit_latencies: list[float] = []
         bare_latencies: list[float] = []
         loop = asyncio.get_running_loop()
@@ -254,7 +267,7 @@ def run_live(*, sockets: int, changes: int) -> dict[str, Any]:
         await asyncio.gather(*tasks, return_exceptions=True)
         return commit_latencies, bare_latencies
 
-    def _commit_transition(pk: Any) -> float:
+    def _commit_transition(pk: UUID) -> float:
         with transaction.atomic():
             execution_transition(execution_id=pk, to="running")
             started = time.perf_counter()  # the commit starts here; publish follows it
@@ -279,7 +292,7 @@ def run_live(*, sockets: int, changes: int) -> dict[str, Any]:
 
 
 async def _collect(
-    round_: int, sent: float, sockets: int, received: list[Any], lock: threading.Lock
+    round_: int, sent: float, sockets: int, received: list[Heard], lock: threading.Lock
 ) -> list[float]:
     deadline = time.perf_counter() + 10
     while time.perf_counter() < deadline:

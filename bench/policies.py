@@ -25,14 +25,14 @@ import itertools
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
 from django.conf import settings
 from django.db import transaction
 
 from agents import services as agent_services
 from agents.api.serializers import AgentCreateSerializer
-from agents.models import Agent, Tag
+from agents.models import Agent, AgentVersion, Tag
 from bench.harness import metric, percentile
 from controlplane.access import Actor
 from policies import counters, engine
@@ -43,6 +43,7 @@ AGENTS = 200
 TAGS = 50
 TAGS_PER_AGENT = 3
 PROBES = 20  # the agents decisions are timed for
+T = TypeVar("T")
 PAYLOAD = {
     "ticket": "Customer 4471 asks why invoice INV-2026-0912 was charged twice last week.",
     "priority": "high",
@@ -76,8 +77,9 @@ def run(*, samples: int, seconds: float, policies: int) -> dict[str, Any]:
     from django.contrib.auth.models import User
 
     actor = Actor(user=User.objects.create_superuser("bench", "bench@localhost", None))
-    agents = _agents(actor)
-    probes = agents[:PROBES]
+    made = _agents(actor)
+    agents = [probe.agent for probe in made]
+    probes = made[:PROBES]
     results: dict[str, Any] = {
         "database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
     }
@@ -85,8 +87,8 @@ def run(*, samples: int, seconds: float, policies: int) -> dict[str, Any]:
     _world(_spread(policies, agents), actor)
     index = engine.current_index()
     empty = engine.PolicyIndex(b"empty", [], {}, {}, {})
-    timed = _latencies(lambda agent: _decide(agent, index), probes, samples)
-    floor = _latencies(lambda agent: _decide(agent, empty), probes, samples)
+    timed = _latencies(lambda probe: _decide(probe, index), probes, samples)
+    floor = _latencies(lambda probe: _decide(probe, empty), probes, samples)
     results["decision_in_process_p50_ms"] = metric(
         percentile(timed, 50), percentile(floor, 50), unit="ms", target="—", better="lower"
     )
@@ -94,8 +96,8 @@ def run(*, samples: int, seconds: float, policies: int) -> dict[str, Any]:
         percentile(timed, 99), percentile(floor, 99), unit="ms", target="< 1 ms", better="lower"
     )
 
-    _world(_spread(policies, agents) + _counters(probes), actor)
-    with_counters = _latencies(lambda agent: _decide(agent, None), probes, samples)
+    _world(_spread(policies, agents) + _counters(agents[:PROBES]), actor)
+    with_counters = _latencies(lambda probe: _decide(probe, None), probes, samples)
     raw = _raw_round_trips(samples)
     results["decision_with_counters_p50_ms"] = metric(
         percentile(with_counters, 50), percentile(raw, 50), unit="ms", target="—", better="lower"
@@ -110,7 +112,11 @@ def run(*, samples: int, seconds: float, policies: int) -> dict[str, Any]:
         started = time.perf_counter()
         index = engine.build_index(b"bench")
         build_ms = (time.perf_counter() - started) * 1000
-        timed = _latencies(lambda agent, index=index: _decide(agent, index), probes, samples)
+
+        def on_index(probe: Probe, index: engine.PolicyIndex = index) -> engine.Decision:
+            return _decide(probe, index)
+
+        timed = _latencies(on_index, probes, samples)
         scale[total] = (percentile(timed, 99), build_ms)
     results["decision_p99_ms_at_10000_vs_100_policies"] = metric(
         scale[10_000][0], scale[100][0], unit="ms", target="ratio ≤ 2", better="lower"
@@ -129,7 +135,14 @@ def run(*, samples: int, seconds: float, policies: int) -> dict[str, Any]:
 # --- the worlds -------------------------------------------------------------------------------
 
 
-def _agents(actor: Actor) -> list[Agent]:
+class Probe(NamedTuple):
+    """An agent, and the version its decisions are taken for (the one it was made with)."""
+
+    agent: Agent
+    version: AgentVersion
+
+
+def _agents(actor: Actor) -> list[Probe]:
     made = []
     for n in range(AGENTS):
         serializer = AgentCreateSerializer(
@@ -144,8 +157,7 @@ def _agents(actor: Actor) -> list[Agent]:
         )
         serializer.is_valid(raise_exception=True)
         agent, _ = agent_services.agent_create(actor=actor, data=serializer.validated_data)
-        agent.bench_version = agent.versions.get()
-        made.append(agent)
+        made.append(Probe(agent, agent.versions.get()))
     return made
 
 
@@ -235,16 +247,16 @@ def _world(specs: list[Spec], actor: Actor) -> None:
 # --- the measures -----------------------------------------------------------------------------
 
 
-def _decide(agent: Agent, index: engine.PolicyIndex | None) -> engine.Decision:
+def _decide(probe: Probe, index: engine.PolicyIndex | None) -> engine.Decision:
     return engine.decide(
-        agent=agent,
-        version=agent.bench_version,
+        agent=probe.agent,
+        version=probe.version,
         context=engine.Context(kind="trigger", payload=PAYLOAD, execution_id=uuid.uuid4().hex),
         index=index,
     )
 
 
-def _latencies(call: Callable[[Any], Any], agents: list[Any], samples: int) -> list[float]:
+def _latencies(call: Callable[[T], object], agents: list[T], samples: int) -> list[float]:
     """Milliseconds per call, round robin over ``agents``, after a warm-up."""
     for agent in agents:
         call(agent)

@@ -16,7 +16,7 @@ lost its socket resyncs), and each change published by ``controlplane.live`` is 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
@@ -31,6 +31,9 @@ from controlplane.errors import NotFound, ServiceError
 from controlplane.live import FEEDS, group
 from executions.selectors import execution_get
 from executions.views import detail_context, recent_runs_context
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 MAX_TOPICS = 10
 FEED_PERMS = {
@@ -48,6 +51,7 @@ def _object_topics(event: dict[str, Any]) -> set[str]:
 
 
 class LiveConsumer(AsyncJsonWebsocketConsumer):
+    actor: Actor
     topics: list[str]
     visible_agents: set[str] | None  # None: every agent (admins)
 
@@ -59,7 +63,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             return
         query = parse_qs(self.scope.get("query_string", b"").decode())
         asked = [t for t in ",".join(query.get("topics", [])).split(",") if t][:MAX_TOPICS]
-        self.actor = Actor(user=user)
+        self.actor = Actor(user=cast("User", user))  # signed in: the lazy object is a User
         if not asked or not await database_sync_to_async(self._authorize)(asked):
             await self.close(code=4403)
             return
@@ -136,7 +140,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         try:
             if kind == "execution":
                 execution = execution_get(actor=self.actor, pk=ref)
-                context = detail_context(self.actor, execution)
+                context: dict[str, Any] | None = detail_context(self.actor, execution)
                 return "execution", render_to_string("executions/_detail.html", context)
             agent = agent_get(actor=self.actor, ref=ref)
         except NotFound:

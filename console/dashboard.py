@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
+from uuid import UUID
 
 from django.db.models import (
     Count,
@@ -95,9 +96,13 @@ def window(now: datetime | None = None) -> Window:
 
 @dataclass(frozen=True)
 class VisibleAgent:
-    pk: Any
+    pk: UUID
     name: str
     status: str
+
+
+class AgentPk(TypedDict):
+    pk: UUID
 
 
 @dataclass(frozen=True)
@@ -110,7 +115,7 @@ class Scope:
     reads_runs: bool
     every_agent: bool  # an admin: the runs need no filter
 
-    def agent_ids(self) -> QuerySet[Agent]:
+    def agent_ids(self) -> QuerySet[Agent, AgentPk]:
         """The agents, as a subquery: rather than a list of ids, with which PostgreSQL
         reads the ranges of several days (an OR) through the (agent, created_at) index, all
         of each agent's runs (12 ms at 100,000 runs, against 2.5 ms)."""
@@ -284,7 +289,7 @@ def performance_columns(sort: str) -> list[SortColumn]:
 class Cell:
     """The runs of one agent on one UTC day with one provider, within the 30 days."""
 
-    agent_id: Any
+    agent_id: UUID
     day: date
     llm_provider: str
     runs: int
@@ -328,7 +333,7 @@ def agent_performance(
     sort = performance_sort(sort)
     column = SORTS[sort.removeprefix("-")]
     cells = window_cells(scope=scope, at=at) if cells is None else cells
-    totals: dict[Any, list[Any]] = {}
+    totals: dict[UUID, list[Any]] = {}
     for cell in cells:
         total = totals.setdefault(cell.agent_id, [0, 0, 0, 0, 0, ZERO])
         for index, value in enumerate(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth.models import Group, User
 from django.db import transaction
@@ -261,8 +261,9 @@ def _load_agent(actor: Actor, spec: dict[str, Any], result: DemoResult) -> None:
         agent_services.agent_version_promote(
             actor=actor, agent=agent, version=version
         )  # production
-    agent_services.agent_transition(actor=actor, agent=agent, action="activate")
-    result.created.append(f"agent {agent.name}")
+    made = cast(Agent, agent)  # every demo agent lists versions: the first one made it
+    agent_services.agent_transition(actor=actor, agent=made, action="activate")
+    result.created.append(f"agent {made.name}")
 
 
 def _load_policy(actor: Actor, spec: dict[str, Any], result: DemoResult) -> None:

@@ -8,7 +8,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from fractions import Fraction
-from typing import Any
+from uuid import UUID
 
 from django.db.models import Count, Max, Q
 
@@ -96,7 +96,7 @@ def success_rate_drops(
         if day_start(day) >= start and day_start(day + timedelta(days=1)) <= at.day_ago
     }
     # per agent: recent finished, recent succeeded, baseline finished, baseline succeeded
-    totals: dict[Any, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    totals: dict[UUID, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     if summed:
         for cell in window_cells(scope=scope, at=at, days=days) if cells is None else cells:
             if cell.day in summed:

@@ -6,13 +6,14 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 
 from approvals.selectors import approval_stats
 from console import charts, failures
 from console import dashboard as panels
 from controlplane.access import actor_from_request, can
+from controlplane.http import HtmxHttpRequest
 from controlplane.views import render_page
 from schedules.selectors import schedules_needing_attention
 
@@ -24,7 +25,7 @@ LIVE_PANELS = {
 
 
 @login_required
-def dashboard(request: HttpRequest) -> HttpResponse:
+def dashboard(request: HtmxHttpRequest) -> HttpResponse:
     """Seed 000's monitoring dashboard over the agents the user may see. A sort link swaps
     the performance table alone, and only its figures are computed for it; a live panel
     (``?panel=overview|failures|approvals``) likewise."""
@@ -38,6 +39,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         return render(request, LIVE_PANELS[panel], {"stats": approval_stats(actor=actor)})
     seen = panels.scope(actor)
     if request.htmx and panel in LIVE_PANELS:
+        context: dict[str, Any]
         if panel == "overview":
             context = {"overview": panels.dashboard_overview(scope=seen, at=at)}
         else:  # failures
@@ -47,7 +49,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     summed = panels.days_summed(scope=seen, at=at)
     cells = panels.window_cells(scope=seen, at=at, days=summed)  # the 30 days, for 5 panels
     performance = panels.agent_performance(scope=seen, at=at, sort=sort, cells=cells)
-    context: dict[str, Any] = {
+    context = {
         "window": at,
         "performance": performance,
         "columns": panels.performance_columns(sort),

@@ -14,7 +14,7 @@ admin and the services:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.contrib.auth.models import AnonymousUser, Permission
 
@@ -22,6 +22,7 @@ from controlplane.roles import Role
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
+    from django.db.models import Model
     from django.http import HttpRequest
 
     from controlplane.models import APIKey
@@ -52,7 +53,8 @@ class Actor:
     @property
     def label(self) -> str:
         if self.api_key is not None:
-            return f"{self.user.get_username()} via api-key {self.api_key.prefix}"
+            owner = cast("User", self.user)  # a key acts as its owner: never without a user
+            return f"{owner.get_username()} via api-key {self.api_key.prefix}"
         if self.user is not None:
             return self.user.get_username()
         return f"system:{self.system or 'unknown'}"
@@ -67,9 +69,9 @@ class Actor:
         return self._role_perms
 
 
-def actor_from_request(request: HttpRequest | Any) -> Actor:
+def actor_from_request(request: HttpRequest) -> Actor:
     """The request's actor, made once per request (it caches the key role's permissions)."""
-    cached = getattr(request, "_cp_actor", None)
+    cached: Actor | None = getattr(request, "_cp_actor", None)
     if cached is not None:
         return cached
     user = getattr(request, "user", None)
@@ -79,7 +81,7 @@ def actor_from_request(request: HttpRequest | Any) -> Actor:
 
     auth = getattr(request, "auth", None)
     actor = Actor(user=user, api_key=auth if isinstance(auth, APIKey) else None)
-    request._cp_actor = actor
+    request._cp_actor = actor  # type: ignore[attr-defined]  # our per-request cache
     return actor
 
 
@@ -96,10 +98,10 @@ def is_admin(user: User | None) -> bool:
         return False
     if user.is_superuser:
         return True
-    cached = getattr(user, "_cp_is_admin", None)
+    cached: bool | None = getattr(user, "_cp_is_admin", None)
     if cached is None:
         cached = user.groups.filter(name=Role.ADMIN).exists()
-        user._cp_is_admin = cached
+        user._cp_is_admin = cached  # type: ignore[attr-defined]  # our per-user-object cache
     return cached
 
 
@@ -109,7 +111,7 @@ def actor_is_admin(actor: Actor) -> bool:
     return actor.api_key is None or actor.api_key.role == Role.ADMIN
 
 
-def can(actor: Actor, perm: str, obj: Any = None) -> bool:
+def can(actor: Actor, perm: str, obj: Model | None = None) -> bool:
     """May the actor use ``perm`` ("app_label.codename"), on ``obj`` if given?"""
     user = actor.user
     if user is None or not user.is_active:

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
@@ -185,28 +185,28 @@ def audit_verify(*, chunk_size: int = 2000, seal: bool = True) -> ChainReport:
     expected_seq, expected_prev = 1, GENESIS_HASH
     checked = 0
     for event in _events_in_order(chunk_size):
-        if event.seq > expected_seq:
+        seq = cast(int, event.seq)  # chained: _events_in_order reads no other
+        if seq > expected_seq:
             return ChainReport(
                 False,
                 checked,
                 f"event #{expected_seq} was removed: the chain jumps from "
-                f"#{expected_seq - 1} to #{event.seq}",
+                f"#{expected_seq - 1} to #{seq}",
                 expected_seq,
             )
-        if event.seq < expected_seq:
-            return ChainReport(False, checked, f"event #{event.seq} was inserted twice", event.seq)
+        if seq < expected_seq:
+            return ChainReport(False, checked, f"event #{seq} was inserted twice", seq)
         if _event_digest(event) != event.hash:
             return _explain_mismatch(event, checked)
         if event.prev_hash != expected_prev:
             return ChainReport(
                 False,
                 checked,
-                f"event #{event.seq} was inserted or replaced: it does not follow "
-                f"event #{event.seq - 1}",
-                event.seq,
+                f"event #{seq} was inserted or replaced: it does not follow event #{seq - 1}",
+                seq,
             )
         checked += 1
-        expected_seq, expected_prev = event.seq + 1, event.hash
+        expected_seq, expected_prev = seq + 1, event.hash
     last_seq = expected_seq - 1
     head_seq = head.seq if head else 0
     if head_seq > last_seq:
@@ -230,7 +230,7 @@ def audit_verify(*, chunk_size: int = 2000, seal: bool = True) -> ChainReport:
 def _explain_mismatch(event: AuditEvent, checked: int) -> ChainReport:
     """An event whose hash fits its content under a neighbouring number was renumbered:
     one was inserted before it, or removed before it, and the rest shifted to hide it."""
-    original_seq = event.seq
+    original_seq = cast(int, event.seq)  # a chained event (audit_verify's)
     for shift, what in ((-1, "inserted"), (1, "removed")):
         event.seq = original_seq + shift
         fits = _event_digest(event) == event.hash
@@ -261,4 +261,4 @@ def _events_in_order(chunk_size: int) -> Iterator[AuditEvent]:
         if not chunk:
             return
         yield from chunk
-        last = chunk[-1].seq
+        last = cast(int, chunk[-1].seq)  # seq__isnull=False

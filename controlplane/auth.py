@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.utils import timezone
 from rest_framework import authentication, exceptions
@@ -11,13 +11,16 @@ from rest_framework.request import Request
 
 from controlplane.models import APIKey
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 KEYWORDS = ("api-key", "bearer")
 # last_used_at is refreshed at most this often, so that a busy key doesn't write on every call.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 class APIKeyAuthentication(authentication.BaseAuthentication):
-    def authenticate(self, request: Request) -> tuple[Any, APIKey] | None:
+    def authenticate(self, request: Request) -> tuple[User, APIKey] | None:
         header = request.META.get("HTTP_AUTHORIZATION", "")
         keyword, _, key = header.partition(" ")
         if keyword.lower() not in KEYWORDS:

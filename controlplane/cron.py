@@ -24,6 +24,7 @@ import zoneinfo
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import cast
 
 from croniter import croniter
 
@@ -100,14 +101,15 @@ def parse(expression: str) -> CronSpec:
             "Give a day of the month or a day of the week, not both: cron runs on either, "
             "celery-beat only on both."
         )
+    # Past these checks a field is numbers, or "*" alone (any), which is read as such here.
     return CronSpec(
         expression=text,
         fields=tuple(fields),  # type: ignore[arg-type]
-        minutes=tuple(sorted(minutes)),
-        hours=tuple(sorted(hours)),
-        days=None if any_day else frozenset(days),
-        months=frozenset(range(1, 13)) if months == ["*"] else frozenset(months),
-        weekdays=None if any_weekday else frozenset(day % 7 for day in weekdays),
+        minutes=tuple(sorted(cast("list[int]", minutes))),
+        hours=tuple(sorted(cast("list[int]", hours))),
+        days=None if any_day else frozenset(cast("list[int]", days)),
+        months=frozenset(range(1, 13)) if months == ["*"] else frozenset(cast("list[int]", months)),
+        weekdays=None if any_weekday else frozenset(day % 7 for day in cast("list[int]", weekdays)),
         every_hour=len(hours) == 24,
     )
 

@@ -23,7 +23,7 @@ from controlplane.audit import request_context
 
 
 class ServiceError(Exception):
-    status_code = status.HTTP_400_BAD_REQUEST
+    status_code: int = status.HTTP_400_BAD_REQUEST
     code = "bad_request"
 
     def __init__(self, message: str, *, code: str | None = None, details: Any = None) -> None:
@@ -160,8 +160,11 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     auth_header = getattr(exc, "auth_header", None)
     if auth_header:
         headers["WWW-Authenticate"] = auth_header
-    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-        headers["Retry-After"] = str(int(exc.wait))
+    if isinstance(exc, exceptions.Throttled):
+        # Throttled.__init__ sets ``wait``; djangorestframework-stubs do not declare it.
+        wait: int | None = exc.wait  # type: ignore[attr-defined]
+        if wait is not None:
+            headers["Retry-After"] = str(int(wait))
     return Response(body, status=exc.status_code, headers=headers)
 
 

@@ -5,7 +5,7 @@ import django_filters
 from controlplane.models import AuditEvent
 
 
-class AuditEventFilter(django_filters.FilterSet):
+class AuditEventFilter(django_filters.FilterSet):  # type: ignore[misc]  # django-filter is untyped
     action = django_filters.CharFilter(help_text="Exact action, e.g. agent.promoted")
     action_prefix = django_filters.CharFilter(
         field_name="action", lookup_expr="startswith", help_text="e.g. agent_version."

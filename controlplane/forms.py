@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
 
 from controlplane.serializers import MAX_JSON_DEPTH, json_problem
+
+if TYPE_CHECKING:
+    from controlplane.roles import Role
 
 JSON_PROBLEMS = {
     "nul": "Must not contain NUL characters.",
@@ -31,8 +34,8 @@ def parse_json(text: str) -> Any:
 class UTCDateTimeField(forms.DateTimeField):
     """The browser's datetime-local value, taken as UTC, sent as RFC 3339."""
 
-    def clean(self, value: Any) -> Any:
-        moment = super().clean(value)
+    def clean(self, value: Any) -> str | None:
+        moment: datetime | None = super().clean(value)
         if moment is None:
             return None
         return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
@@ -47,6 +50,7 @@ class APIKeyForm(forms.Form):
         help_text="Optional, in UTC. After this moment the key is refused.",
     )
 
-    def __init__(self, *args: Any, roles: list[Any], **kwargs: Any) -> None:
+    def __init__(self, *args: Any, roles: list[Role], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["role"].choices = [(role.value, role.label) for role in roles]
+        field = cast(forms.ChoiceField, self.fields["role"])  # declared above
+        field.choices = [(role.value, role.label) for role in roles]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
 
 import redis
 from django.conf import settings
@@ -48,11 +48,15 @@ def ping_workers(
     may be dead after a Redis restart. Without ``destination`` it returns as soon as one
     worker answers, instead of waiting out the timeout."""
     with celery_app.connection_for_write() as connection:
-        replies = celery_app.control.ping(
-            destination=destination,
-            timeout=timeout,
-            connection=connection,
-            limit=None if destination else 1,
+        # A ping waits for replies: a list (None is only for broadcasts that want none).
+        replies = cast(
+            "list[dict[str, Any]]",
+            celery_app.control.ping(
+                destination=destination,
+                timeout=timeout,
+                connection=connection,
+                limit=None if destination else 1,
+            ),
         )
     return sorted(name for reply in replies for name in reply)
 

@@ -21,10 +21,10 @@ import asyncio
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
-from channels.layers import get_channel_layer
+from channels.layers import BaseChannelLayer, get_channel_layer
 from django.db import transaction
 
 logger = logging.getLogger(__name__)
@@ -75,7 +75,8 @@ class _Publisher:
         while True:
             groups, message = await queue.get()
             try:
-                layer = get_channel_layer()
+                # publish() hands nothing over without a channel layer.
+                layer = cast(BaseChannelLayer, get_channel_layer())
                 for name in groups:
                     await layer.group_send(name, message)
             except Exception:

@@ -41,7 +41,7 @@ class RequestContextMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         supplied = request.META.get("HTTP_X_REQUEST_ID", "")
         request_id = supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex
-        request.id = request_id
+        request.id = request_id  # type: ignore[attr-defined]  # an attribute of ours
         token = request_context.set(RequestContext(request_id=request_id, ip=client_ip(request)))
         try:
             response = self._refuse_body(request) or self.get_response(request)

@@ -2,13 +2,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, cast
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
-from rest_framework_api_key.models import AbstractAPIKey, BaseAPIKeyManager
+from rest_framework_api_key.models import AbstractAPIKey
+from rest_framework_api_key.models import APIKeyManager as LibraryAPIKeyManager
 
 from controlplane.roles import Role
 
@@ -98,12 +99,12 @@ class AuditEvent(models.Model):
             raise RuntimeError("audit events are append-only")
         super().save(*args, **kwargs)
 
-    save.alters_data = True
+    save.alters_data = True  # type: ignore[attr-defined]  # Django's mark, on a function
 
-    def delete(self, *args: Any, **kwargs: Any) -> Any:
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise RuntimeError("audit events are append-only")
 
-    delete.alters_data = True
+    delete.alters_data = True  # type: ignore[attr-defined]  # Django's mark, on a function
 
 
 class AuditChainHead(models.Model):
@@ -120,9 +121,18 @@ class AuditChainHead(models.Model):
         return f"audit head #{self.seq}"
 
 
-class APIKeyManager(BaseAPIKeyManager):
+class APIKeyManager(LibraryAPIKeyManager):
+    # The library types its keys as its abstract model; this manager's are ``APIKey``.
+
     def get_usable_keys(self) -> models.QuerySet[APIKey]:
         return super().get_usable_keys().select_related("owner")
+
+    def get_from_key(self, key: str) -> APIKey:
+        return cast(APIKey, super().get_from_key(key))
+
+    def create_key(self, **kwargs: Any) -> tuple[APIKey, str]:
+        key, secret = super().create_key(**kwargs)
+        return cast(APIKey, key), secret
 
 
 class APIKey(AbstractAPIKey):
@@ -131,7 +141,7 @@ class APIKey(AbstractAPIKey):
     It authenticates as its owner, but never with more rights than its role grants.
     """
 
-    objects = APIKeyManager()
+    objects: ClassVar[APIKeyManager] = APIKeyManager()
 
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys"

@@ -15,7 +15,8 @@ from pathlib import Path
 def web() -> bool:
     port = os.environ.get("WEB_PORT", "8000")
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/health", timeout=3) as response:
-        return response.status == 200
+        status: int = response.status
+        return status == 200
 
 
 def worker() -> bool:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
+if TYPE_CHECKING:
+    from drf_spectacular.openapi import AutoSchema
 
-class APIKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+
+# drf-spectacular's registry (``__init_subclass__``) is untyped.
+class APIKeyAuthenticationScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
     target_class = "controlplane.auth.APIKeyAuthentication"
     name = "ApiKeyAuth"
 
-    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+    def get_security_definition(self, auto_schema: AutoSchema) -> dict[str, str]:
         return {
             "type": "apiKey",
             "in": "header",

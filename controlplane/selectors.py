@@ -15,7 +15,7 @@ visible_agent_ids: Provider[[Actor], QuerySet[Any]] = Provider("controlplane.vis
 
 def audit_event_list(*, actor: Actor) -> QuerySet[AuditEvent]:
     """Admins see every event; others the events about agents they may see, and their own."""
-    if not can(actor, "controlplane.view_auditevent"):
+    if actor.user is None or not can(actor, "controlplane.view_auditevent"):
         return AuditEvent.objects.none()
     events = AuditEvent.objects.order_by("-id")
     if is_admin(actor.user):
@@ -37,7 +37,7 @@ def api_key_list(*, actor: Actor) -> QuerySet[APIKey]:
 def api_key_roles_for(*, actor: Actor) -> list[Role]:
     """The roles the actor may give a new key: any for admins, else the roles that grant
     nothing beyond what the actor's own roles grant (an operator may mint a viewer key)."""
-    if not can(actor, "controlplane.add_apikey"):
+    if actor.user is None or not can(actor, "controlplane.add_apikey"):
         return []
     if actor_is_admin(actor):
         return list(Role)

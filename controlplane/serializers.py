@@ -36,7 +36,7 @@ class StrictMixin:
         return value
 
 
-class StrictSerializer(StrictMixin, serializers.Serializer):
+class StrictSerializer(StrictMixin, serializers.Serializer[Any]):
     pass
 
 
@@ -159,4 +159,5 @@ class JSONObjectField(JSONValueField):
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         if not isinstance(data, dict):
             self.fail("not_object")
-        return super().to_internal_value(data)
+        value: dict[str, Any] = super().to_internal_value(data)
+        return value

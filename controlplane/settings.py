@@ -135,7 +135,8 @@ if DATABASE_URL:
         raise ImproperlyConfigured(f"DATABASE_URL cannot be parsed: {exc}") from exc
 else:
     DATABASES = {
-        "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": VAR_DIR / "db.sqlite3"}
+        # A path, as Django's own project template gives it (django-stubs want a str).
+        "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": VAR_DIR / "db.sqlite3"}  # type: ignore[typeddict-item]
     }
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":

@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.paginator import Paginator
+from django.core.paginator import Page, Paginator
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
@@ -21,14 +22,23 @@ from controlplane.access import actor_from_request, can
 from controlplane.errors import ServiceError, error_response, is_api_request
 from controlplane.filters import AuditEventFilter
 from controlplane.forms import APIKeyForm
+from controlplane.http import HtmxHttpRequest
 from controlplane.selectors import api_key_list, api_key_roles_for, audit_event_list
 
+_Row = TypeVar("_Row")
 
-class CappedPaginator(Paginator):
+if TYPE_CHECKING:
+    _QuerySetPaginator = Paginator[Any]  # the rows of any queryset
+else:
+    _QuerySetPaginator = Paginator  # not subscriptable at run time
+
+
+class CappedPaginator(_QuerySetPaginator):
     """Counts at most ``CAP`` rows: a page of a list of millions costs its own rows, not a
     count of the whole table. Past the cap the list says "more than 10,000"."""
 
     CAP = 10_000
+    object_list: QuerySet[Any, Any]
 
     @cached_property
     def count(self) -> int:
@@ -39,7 +49,7 @@ class CappedPaginator(Paginator):
         return self.count > self.CAP
 
 
-def paginate(request: HttpRequest, queryset: Any, per_page: int = 50) -> Any:
+def paginate(request: HttpRequest, queryset: QuerySet[Any, _Row], per_page: int = 50) -> Page[_Row]:
     return CappedPaginator(queryset, per_page).get_page(request.GET.get("page"))
 
 
@@ -56,7 +66,8 @@ def render_page(
     wants the whole page. The answer varies on ``HX-Request`` so that no cache (nor the
     browser's back button) hands out a partial for a page or the other way round.
     """
-    swap = bool(request.htmx) and not request.htmx.history_restore_request
+    htmx = cast(HtmxHttpRequest, request).htmx
+    swap = bool(htmx) and not htmx.history_restore_request
     response = render(request, partial if swap else page, context, status=status)
     patch_vary_headers(response, ["HX-Request"])
     return response
@@ -68,7 +79,8 @@ def render_page(
 def audit_log(request: HttpRequest) -> HttpResponse:
     actor = actor_from_request(request)
     if not can(actor, "controlplane.view_auditevent"):
-        return permission_denied(request, None)
+        # Django only renders str(exception) (the 403 page does not show it): there is none.
+        return permission_denied(request, None)  # type: ignore[arg-type]
     filterset = AuditEventFilter(request.GET, queryset=audit_event_list(actor=actor))
     events = filterset.qs if filterset.is_valid() else filterset.queryset.none()
     context = {

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import IO, Any
 
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
@@ -10,7 +11,12 @@ class JSONParser(parsers.JSONParser):
     """DRF's JSON parser, plus: a body nested deeper than Python's recursion limit, or
     not UTF-8, is a 400, not a 500."""
 
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+    def parse(
+        self,
+        stream: IO[Any],
+        media_type: str | None = None,
+        parser_context: Mapping[str, Any] | None = None,
+    ) -> Any:  # any JSON value (DRF's stubs say an object)
         try:
             return super().parse(stream, media_type, parser_context)
         except RecursionError:

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
-
+from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, viewsets
 
@@ -17,7 +16,9 @@ from controlplane.selectors import audit_event_list
     list=extend_schema(summary="The audit log, newest first", tags=["audit"]),
     retrieve=extend_schema(summary="One audit event", tags=["audit"]),
 )
-class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class AuditEventViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[AuditEvent]
+):
     """Append-only, hash-chained record of every change (``manage.py audit_verify``)."""
 
     queryset = AuditEvent.objects.none()
@@ -25,7 +26,7 @@ class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     filterset_class = AuditEventFilter
     lookup_value_regex = r"\d+"
 
-    def get_queryset(self) -> Any:
+    def get_queryset(self) -> QuerySet[AuditEvent]:
         actor = actor_from_request(self.request)
         if not can(actor, "controlplane.view_auditevent"):
             raise Forbidden("Your role may not read the audit log.")

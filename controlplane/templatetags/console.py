@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from django import template
 from django.core.serializers.json import DjangoJSONEncoder
@@ -11,6 +11,13 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
 register = template.Library()
+
+
+class _Run(Protocol):
+    """What ``run_model`` reads of an execution (the kernel does not import that app)."""
+
+    llm_provider: str
+    llm_model: str
 
 
 @register.filter
@@ -54,7 +61,7 @@ def latency(milliseconds: float | None) -> str:
 
 
 @register.filter
-def run_model(execution: Any) -> SafeString:
+def run_model(execution: _Run) -> SafeString:
     """The model a run used, with its provider; the offline provider marked as such."""
     provider, model = execution.llm_provider, execution.llm_model
     if provider == "simulated":
