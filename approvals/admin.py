@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import flatten_fieldsets
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
@@ -20,15 +21,21 @@ from controlplane.access import actor_from_request, can
 from controlplane.admin import ReadOnlyAdmin, ReadOnlyInline
 from controlplane.errors import ServiceError
 
+if TYPE_CHECKING:
+    # Generic in the stubs only: Django's ModelAdmin takes no type arguments at run time.
+    ApprovalRequestModelAdmin = admin.ModelAdmin[ApprovalRequest]
+else:
+    ApprovalRequestModelAdmin = admin.ModelAdmin
+
 
 class ApprovalDecisionInline(ReadOnlyInline):
     model = ApprovalDecision
     fields = ["user_label", "verdict", "notes", "at"]
-    readonly_fields = fields
+    readonly_fields = cast("list[str]", fields)  # names, no groups
 
 
 @admin.register(ApprovalRequest)
-class ApprovalRequestAdmin(admin.ModelAdmin):
+class ApprovalRequestAdmin(ApprovalRequestModelAdmin):
     list_display = [
         "short_id",
         "status",
@@ -94,8 +101,10 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
             "decisions"
         )
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [name for _, options in self.fieldsets for name in options["fields"]]
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: ApprovalRequest | None = None
+    ) -> list[str]:
+        return flatten_fieldsets(self.fieldsets)
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[ApprovalRequest], search_term: str
@@ -124,16 +133,20 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
         )
 
     # Which requests: the queryset; whether requests at all, and the buttons: the role.
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_view_permission(self, request: HttpRequest, obj: ApprovalRequest | None = None) -> bool:
         return can(actor_from_request(request), "approvals.view_approvalrequest")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # the policy engine opens requests
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_change_permission(
+        self, request: HttpRequest, obj: ApprovalRequest | None = None
+    ) -> bool:
         return False  # a request changes only by a decision (the actions), expiry or its run
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_delete_permission(
+        self, request: HttpRequest, obj: ApprovalRequest | None = None
+    ) -> bool:
         return False  # the record of who allowed what
 
     def has_decide_permission(self, request: HttpRequest) -> bool:
@@ -179,11 +192,13 @@ class ApprovalDecisionAdmin(ReadOnlyAdmin):
     search_fields = ["user_label", "notes", "request__agent__name"]
     date_hierarchy = "at"
     fields = ["request", "user_label", "verdict", "notes", "at"]
-    readonly_fields = fields
+    readonly_fields = cast("list[str]", fields)  # names, no groups
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ApprovalDecision]:
         visible = selectors.approval_visible_qs(actor=actor_from_request(request))
         return ApprovalDecision.objects.filter(request__in=visible.values("pk"))
 
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_view_permission(
+        self, request: HttpRequest, obj: ApprovalDecision | None = None
+    ) -> bool:
         return can(actor_from_request(request), "approvals.view_approvaldecision")

@@ -13,7 +13,7 @@ from approvals.selectors import assigned_q
 from controlplane.access import actor_from_request
 
 
-class ApprovalFilter(django_filters.FilterSet):
+class ApprovalFilter(django_filters.FilterSet):  # type: ignore[misc]  # django-filter is untyped
     """Give it the request (``assigned=me`` is about its user) and a queryset from
     ``approvals.selectors`` (``assigned`` needs its ``approvers_text`` annotation)."""
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -44,7 +44,8 @@ class Message:
 
 
 def page_url(request: ApprovalRequest) -> str:
-    return settings.PUBLIC_BASE_URL.rstrip("/") + reverse("approvals:detail", args=[request.pk])
+    base_url = cast(str, settings.PUBLIC_BASE_URL)  # it has a default: never None
+    return base_url.rstrip("/") + reverse("approvals:detail", args=[request.pk])
 
 
 def approver_emails(request: ApprovalRequest) -> list[str]:
@@ -135,7 +136,7 @@ def _email(text: Message) -> list[str]:
 
 
 def _slack(text: Message) -> list[str]:
-    url = settings.APPROVALS_SLACK_WEBHOOK_URL
+    url = cast(str, settings.APPROVALS_SLACK_WEBHOOK_URL)  # it has a default: never None
     try:
         safe_request(
             "POST",

@@ -3,8 +3,10 @@ others those of agents they may view, and those they are an approver of."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any
+from collections.abc import Collection
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypedDict
+from uuid import UUID
 
 from django.core.exceptions import ValidationError
 from django.db.models import (
@@ -25,15 +27,21 @@ from django.db.models import (
 from django.db.models.functions import Cast
 from django.utils import timezone
 
+from agents.models import Agent
 from agents.selectors import agent_visible_qs
 from approvals.models import ApprovalDecision, ApprovalRequest
 from controlplane.access import Actor, can, is_admin
 from controlplane.errors import NotFound
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 A = ApprovalRequest.Status
+# The agents an actor may see, when the caller has read them already: a query, or their ids.
+Agents = QuerySet[Agent, Any] | Collection[UUID]
 
 
-def assigned_q(user: Any) -> Q:
+def assigned_q(user: User | None) -> Q:
     """Requests that list the user (by e-mail or one of their groups) as an approver; for
     an admin, also those that list nobody (admins decide those)."""
     if user is None:
@@ -52,7 +60,7 @@ def _annotated() -> QuerySet[ApprovalRequest]:
     return ApprovalRequest.objects.annotate(approvers_text=Cast("approvers", TextField()))
 
 
-def approval_visible_qs(*, actor: Actor, agents: Any = None) -> QuerySet[ApprovalRequest]:
+def approval_visible_qs(*, actor: Actor, agents: Agents | None = None) -> QuerySet[ApprovalRequest]:
     """``agents``: the agents the actor may see (ids, or a query of them) when the caller
     has read them already; by default, read here."""
     if not can(actor, "approvals.view_approvalrequest"):
@@ -79,7 +87,7 @@ def approval_list(*, actor: Actor) -> QuerySet[ApprovalRequest]:
     )
 
 
-def approval_get(*, actor: Actor, pk: Any) -> ApprovalRequest:
+def approval_get(*, actor: Actor, pk: UUID | str) -> ApprovalRequest:
     try:
         return (
             approval_visible_qs(actor=actor)
@@ -91,7 +99,22 @@ def approval_get(*, actor: Actor, pk: Any) -> ApprovalRequest:
         raise NotFound("No such approval request.") from None
 
 
-def approval_stats(*, actor: Actor, days: int = 30, agents: Any = None) -> dict[str, Any]:
+class SlowApprover(TypedDict):
+    approver: str
+    decisions: int
+    average_wait_seconds: float | None
+
+
+class ApprovalStats(TypedDict):
+    pending: int
+    oldest_pending_at: datetime | None
+    oldest_pending_seconds: float | None
+    decided: int
+    average_wait_seconds: float | None
+    slowest_approvers: list[SlowApprover]
+
+
+def approval_stats(*, actor: Actor, days: int = 30, agents: Agents | None = None) -> ApprovalStats:
     """The dashboard's approval figures over what the actor may see: pending now and how
     long the oldest of them has waited, the average wait of requests people approved or
     rejected, and the slowest approvers (average time from request to their decision) over

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from django.db import IntegrityError, transaction
@@ -33,6 +33,9 @@ from controlplane.live import ApprovalChanged, publish_after_commit
 from integrations.tools.registry import TOOLS
 from policies.engine import Decision
 from policies.models import Policy
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 A = ApprovalRequest.Status
 SYSTEM = Actor.for_system("approvals")
@@ -59,17 +62,17 @@ def risk_level(action: str, decision: Decision, rules: dict[str, Any]) -> str:
 
     own = TOOLS[action].risk if action in TOOLS else "low"
     own = max(own, risk_floor(decision.policy_type), key=RISK_ORDER.index)
-    floor = rules.get("risk_threshold", "low")
+    floor: str = rules.get("risk_threshold", "low")
     return max(own, floor, key=RISK_ORDER.index)
 
 
-def _notify(approval_id: Any, event: str) -> None:
+def _notify(approval_id: UUID, event: str) -> None:
     celery_app.send_task(
         "approvals.tasks.approval_notify", args=[str(approval_id), event], queue="default"
     )
 
 
-def notify_after_commit(approval_id: Any, event: str) -> None:
+def notify_after_commit(approval_id: UUID, event: str) -> None:
     transaction.on_commit(partial(_notify, approval_id, event))
 
 
@@ -146,7 +149,7 @@ def approval_open(
 # --- who may decide ---------------------------------------------------------------------------
 
 
-def approval_is_assigned(user: Any, request: ApprovalRequest) -> bool:
+def approval_is_assigned(user: User | None, request: ApprovalRequest) -> bool:
     """Is the user one of the request's listed approvers (by e-mail or group)?"""
     if user is None:
         return False
@@ -160,13 +163,14 @@ def approval_is_assigned(user: Any, request: ApprovalRequest) -> bool:
     return False
 
 
-def _group_names(user: Any) -> set[str]:
+def _group_names(user: User) -> set[str]:
     """The user's group names, lowercased (as ``selectors.assigned_q`` matches them), read
     once per user object (a queue page asks per request)."""
-    cached = getattr(user, "_cp_group_names", None)
+    cached: set[str] | None = getattr(user, "_cp_group_names", None)
     if cached is None:
         names = user.groups.values_list("name", flat=True)
-        cached = user._cp_group_names = {name.lower() for name in names}
+        cached = {name.lower() for name in names}
+        user._cp_group_names = cached  # type: ignore[attr-defined]  # a cache on the object
     return cached
 
 
@@ -246,6 +250,7 @@ def approval_decide(
             target=locked,
             after={"notes": notes, "execution": str(locked.execution_id)},
         )
+        assert actor.user is not None  # approval_refusal turned away any other actor
         who = actor.user.get_username()
         if verdict == ApprovalDecision.Verdict.REJECT:
             _settle(locked, A.REJECTED, by=who, notes=notes, actor=actor)
@@ -299,7 +304,7 @@ def _settle(request: ApprovalRequest, status: str, *, by: str, notes: str, actor
 BATCH = 500
 
 
-def approval_expire_due(now: Any = None) -> int:
+def approval_expire_due(now: datetime | None = None) -> int:
     """Pending requests past ``expires_at`` expire (``on_expire``: the run expires, or the
     request counts as approved). Each in its own transaction; a request an approver settled
     a moment earlier is left as it is. Returns how many expired."""
@@ -319,7 +324,7 @@ def approval_expire_due(now: Any = None) -> int:
     return expired
 
 
-def approval_warn_due(now: Any = None) -> int:
+def approval_warn_due(now: datetime | None = None) -> int:
     """Pending requests whose warning time came: their approvers are reminded, once."""
     now = now or timezone.now()
     warned = 0
@@ -334,7 +339,7 @@ def approval_warn_due(now: Any = None) -> int:
     return warned
 
 
-def approval_cancel_for_execution(*, execution_id: Any, actor: Actor) -> int:
+def approval_cancel_for_execution(*, execution_id: UUID, actor: Actor) -> int:
     """The run ended while waiting (cancelled): its pending requests are cancelled too."""
     requests = list(
         ApprovalRequest.objects.filter(execution_id=execution_id, status=A.PENDING).only(
@@ -357,5 +362,5 @@ def approval_cancel_for_execution(*, execution_id: Any, actor: Actor) -> int:
     return cancelled
 
 
-def approval_for_call(execution_id: Any, call_key: str) -> ApprovalRequest | None:
+def approval_for_call(execution_id: UUID, call_key: str) -> ApprovalRequest | None:
     return ApprovalRequest.objects.filter(execution_id=execution_id, call_key=call_key).first()

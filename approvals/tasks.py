@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.conf import settings
 
 from approvals import notify, services
 
 
 @shared_task(name="approvals.tasks.approval_notify", bind=True, ignore_result=True)
-def approval_notify(self: Any, approval_id: str, event: str, todo: list[str] | None = None) -> None:
+def approval_notify(
+    self: Task[..., Any], approval_id: str, event: str, todo: list[str] | None = None
+) -> None:
     """Notify about one request; a channel that failed is retried alone, with backoff, up to
     ``APPROVAL_NOTIFY_MAX_RETRIES`` times."""
     attempt = self.request.retries + 1
@@ -23,7 +25,7 @@ def approval_notify(self: Any, approval_id: str, event: str, todo: list[str] | N
             return
         countdown = min(300, settings.APPROVAL_NOTIFY_RETRY_SECONDS * 2**self.request.retries)
         raise self.retry(
-            args=[approval_id, event, failed.channels], countdown=countdown, exc=failed
+            args=(approval_id, event, failed.channels), countdown=countdown, exc=failed
         ) from None
 
 

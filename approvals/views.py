@@ -8,7 +8,8 @@ beside the current state."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict, cast
+from uuid import UUID
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -28,6 +29,27 @@ from controlplane.access import Actor, actor_from_request, can
 from controlplane.errors import NotFound, ServiceError
 from controlplane.views import paginate, render_page
 
+if TYPE_CHECKING:
+    from django_htmx.middleware import HtmxDetails
+    from django_stubs_ext import WithAnnotations
+
+    from approvals.models import ApprovalDecision
+
+    class HtmxRequest(HttpRequest):
+        htmx: HtmxDetails  # set by django_htmx's middleware
+
+    class CardFields(TypedDict):
+        """What ``_prepare`` sets on a request for its card."""
+
+        run_visible: bool
+        my_decision: ApprovalDecision | None
+        overdue: bool
+        refusal: str | None
+        can_decide: bool
+        show_refusal: bool
+
+    Card = WithAnnotations[ApprovalRequest, CardFields]
+
 A = ApprovalRequest.Status
 TABS = {"pending": "Pending", "mine": "Assigned to me", "all": "All"}
 DETAIL_TARGET = "approval"  # the id of the detail page's section; cards are approval-<pk>
@@ -38,7 +60,7 @@ def _require_view(actor: Actor) -> None:
         raise PermissionDenied("Your role may not view approval requests.")
 
 
-def _approval_or_404(actor: Actor, pk: Any) -> ApprovalRequest:
+def _approval_or_404(actor: Actor, pk: UUID | str) -> ApprovalRequest:
     _require_view(actor)
     try:
         return selectors.approval_get(actor=actor, pk=pk)
@@ -46,16 +68,17 @@ def _approval_or_404(actor: Actor, pk: Any) -> ApprovalRequest:
         raise Http404(f"No approval request {pk}.") from None
 
 
-def _prepare(actor: Actor, rows: Iterable[ApprovalRequest]) -> list[ApprovalRequest]:
+def _prepare(actor: Actor, rows: Iterable[ApprovalRequest]) -> list[Card]:
     """What a card shows beyond the row, from the prefetched decisions: approvals so far,
     the actor's own decision, whether they may decide now (and if not, why), and whether
     they may open the run."""
-    approvals = list(rows)
+    approvals = cast("list[Card]", list(rows))  # the card's fields are set below
+    assert actor.user is not None  # the views let only users through (_require_view)
     now = timezone.now()
     may_decide_any = can(actor, "approvals.decide_approvalrequest")
     # An approver listed by e-mail may not be allowed to open the run itself: that takes the
     # role's right to read runs and the right to see the run's agent.
-    runs_agents: set[Any] = set()
+    runs_agents: set[UUID] = set()
     if can(actor, "executions.view_execution"):
         runs_agents = set(
             agent_visible_qs(actor=actor)
@@ -89,7 +112,7 @@ def _back(request: HttpRequest, default: str) -> str:
 
 
 @login_required
-def approval_queue(request: HttpRequest) -> HttpResponse:
+def approval_queue(request: HtmxRequest) -> HttpResponse:
     actor = actor_from_request(request)
     _require_view(actor)
     show = request.GET.get("show", "pending")
@@ -114,7 +137,7 @@ def approval_queue(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def approval_detail(request: HttpRequest, pk: Any) -> HttpResponse:
+def approval_detail(request: HttpRequest, pk: UUID) -> HttpResponse:
     actor = actor_from_request(request)
     approval = _prepare(actor, [_approval_or_404(actor, pk)])[0]
     context = {"approval": approval, "back": request.get_full_path()}
@@ -130,7 +153,7 @@ def _notice(approval: ApprovalRequest) -> str:
 
 @login_required
 @require_POST
-def approval_decide(request: HttpRequest, pk: Any) -> HttpResponse:
+def approval_decide(request: HtmxRequest, pk: UUID) -> HttpResponse:
     """Approve or reject (the submit button's ``verdict``) with ``notes``."""
     actor = actor_from_request(request)
     approval = _approval_or_404(actor, pk)
@@ -148,14 +171,14 @@ def approval_decide(request: HttpRequest, pk: Any) -> HttpResponse:
     approval = _prepare(actor, [_approval_or_404(actor, pk)])[0]
     if not error:
         notice = _notice(approval)
-    detail_url = reverse("approvals:detail", args=[approval.pk])
+    back = _back(request, reverse("approvals:detail", args=[approval.pk]))
     context = {
         "approval": approval,
         "notice": notice,
         "error": error,
         # What was typed survives a refusal that leaves the form on the card (a bad verdict).
         "notes": request.POST.get("notes", "") if error else "",
-        "back": _back(request, detail_url),
+        "back": back,
     }
     if request.htmx:
         partial = (
@@ -170,7 +193,7 @@ def approval_decide(request: HttpRequest, pk: Any) -> HttpResponse:
         # No script: the request's page, with why, at the refusal's status.
         return render(request, "approvals/detail.html", context, status=status)
     messages.success(request, notice)
-    return redirect(context["back"])
+    return redirect(back)
 
 
 @login_required

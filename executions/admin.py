@@ -6,9 +6,10 @@ sums; and the agent list's "Run selected agents" action (``agents.admin.agent_ad
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict, cast
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import flatten_fieldsets
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Sum
 from django.http import HttpRequest
 from django.urls import reverse
@@ -22,6 +23,14 @@ from controlplane.errors import ServiceError
 from executions import rollups, selectors, services
 from executions.models import DayRollup, Execution, ExecutionAction, ExecutionStep, RolledUpDay
 from executions.trigger import TriggerRequest, execution_trigger
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
+    # Generic in the stubs only: Django's ModelAdmin takes no type arguments at run time.
+    ExecutionModelAdmin = admin.ModelAdmin[Execution]
+else:
+    ExecutionModelAdmin = admin.ModelAdmin
 
 
 class ExecutionStepInline(ReadOnlyInline):
@@ -40,7 +49,7 @@ class ExecutionStepInline(ReadOnlyInline):
         "cost_usd",
         "started_at",
     ]
-    readonly_fields = fields
+    readonly_fields = cast("list[str]", fields)  # names, no groups
 
 
 class ExecutionActionInline(ReadOnlyInline):
@@ -57,7 +66,7 @@ class ExecutionActionInline(ReadOnlyInline):
         "started_at",
         "finished_at",
     ]
-    readonly_fields = fields
+    readonly_fields = cast("list[str]", fields)  # names, no groups
 
 
 @admin.action(description="Run selected agents (empty input)", permissions=["execute"])
@@ -91,7 +100,7 @@ agent_admin_actions.register(run_selected)
 
 
 @admin.register(Execution)
-class ExecutionAdmin(admin.ModelAdmin):
+class ExecutionAdmin(ExecutionModelAdmin):
     list_display = [
         "id",
         "agent",
@@ -177,8 +186,8 @@ class ExecutionAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Execution]:
         return selectors.execution_list_for(actor=actor_from_request(request))
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [name for _, options in self.fieldsets for name in options["fields"]]
+    def get_readonly_fields(self, request: HttpRequest, obj: Execution | None = None) -> list[str]:
+        return flatten_fieldsets(self.fieldsets)
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Execution], search_term: str
@@ -195,17 +204,17 @@ class ExecutionAdmin(admin.ModelAdmin):
     def version(self, obj: Execution) -> str:
         return obj.agent_version.version
 
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_view_permission(self, request: HttpRequest, obj: Execution | None = None) -> bool:
         # Which runs: the queryset (the agents the user may see); whether runs at all: the role.
         return can(actor_from_request(request), "executions.view_execution")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # runs start through a trigger: the agents' "Run" action, the console, API
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Execution | None = None) -> bool:
         return False  # nobody edits a run (its status least of all) by hand
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Execution | None = None) -> bool:
         return False  # runs are the record of what happened
 
     def has_cancel_permission(self, request: HttpRequest) -> bool:
@@ -231,6 +240,13 @@ class ExecutionAdmin(admin.ModelAdmin):
                 )
 
 
+class DaySums(TypedDict):
+    """What the summed days' list adds to each day (None: the day has no rows)."""
+
+    row_count: int | None
+    run_count: int | None
+
+
 @admin.register(RolledUpDay)
 class RolledUpDayAdmin(ReadOnlyAdmin):
     """The days whose runs the dashboard reads from their sums (``executions.rollups``), for
@@ -245,26 +261,23 @@ class RolledUpDayAdmin(ReadOnlyAdmin):
     def has_module_permission(self, request: HttpRequest) -> bool:
         return actor_is_admin(actor_from_request(request))
 
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_view_permission(self, request: HttpRequest, obj: RolledUpDay | None = None) -> bool:
         return actor_is_admin(actor_from_request(request))
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[RolledUpDay]:
         sums = DayRollup.objects.filter(day=OuterRef("day")).order_by().values("day")
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                row_count=Subquery(sums.annotate(n=Count("pk")).values("n")),
-                run_count=Subquery(sums.annotate(n=Sum("runs")).values("n")),
-            )
+        days: QuerySet[RolledUpDay] = super().get_queryset(request)
+        return days.annotate(
+            row_count=Subquery(sums.annotate(n=Count("pk")).values("n")),
+            run_count=Subquery(sums.annotate(n=Sum("runs")).values("n")),
         )
 
     @admin.display(description="rows (agent and provider)")
-    def rows(self, obj: RolledUpDay) -> int:
+    def rows(self, obj: WithAnnotations[RolledUpDay, DaySums]) -> int:
         return obj.row_count or 0
 
     @admin.display(description="runs")
-    def runs(self, obj: RolledUpDay) -> int:
+    def runs(self, obj: WithAnnotations[RolledUpDay, DaySums]) -> int:
         return obj.run_count or 0
 
     @admin.action(description="Sum again (drop these days' sums)")

@@ -28,7 +28,7 @@ from controlplane.db import release_connection
 from executions.models import Execution, ExecutionStep
 from executions.recording import RunRecorder
 from executions.tool_calls import ToolProxy
-from integrations.llm.base import LLMRequest, LLMResult, ProviderError, ToolCall
+from integrations.llm.base import LLMProvider, LLMRequest, LLMResult, ProviderError, ToolCall
 from integrations.llm.registry import provider_for
 from integrations.tools.registry import tool_definitions
 
@@ -151,7 +151,7 @@ class AgentLoop:
             checkpoint=state, updated_at=timezone.now(), **self.recorder.totals_fields()
         )
 
-    def _complete(self, provider: Any, messages: list[dict[str, Any]]) -> LLMResult:
+    def _complete(self, provider: LLMProvider, messages: list[dict[str, Any]]) -> LLMResult:
         """One model call, retried with backoff and jitter on retryable errors, within the
         deadline; recorded as a step with its tokens and cost."""
         attempts = settings.LLM_MAX_ATTEMPTS
@@ -227,9 +227,10 @@ class AgentLoop:
 
     def _backoff(self, attempt: int, error: ProviderError) -> float:
         cap = settings.LLM_RETRY_MAX_SECONDS
-        delay = min(cap, settings.LLM_RETRY_BASE_SECONDS * 2 ** (attempt - 1)) * random.uniform(
-            0.5, 1.0
-        )
+        # (2 ** n is typed Any: a negative n would make a float.)
+        delay: float = min(
+            cap, settings.LLM_RETRY_BASE_SECONDS * 2 ** (attempt - 1)
+        ) * random.uniform(0.5, 1.0)
         if error.retry_after:
             delay = max(delay, min(error.retry_after, cap))
         return max(0.0, min(delay, self.deadline - time.monotonic()))

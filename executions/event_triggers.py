@@ -20,7 +20,8 @@ import logging
 import re
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from django.conf import settings
 from django.db import transaction
@@ -33,6 +34,9 @@ from controlplane.models import AuditTarget
 from controlplane.serializers import json_problem
 from executions.lifecycle import Transition
 from executions.models import Execution
+
+if TYPE_CHECKING:
+    from executions.trigger import TriggerResult
 
 logger = logging.getLogger(__name__)
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@/-]{0,99}$")
@@ -65,7 +69,8 @@ def subscribers(name: str) -> list[Agent]:
     return [
         agent
         for agent in candidates
-        if name in ((agent.production_version.config.get("trigger") or {}).get("events") or [])
+        if agent.production_version is not None  # the query asked for one
+        and name in ((agent.production_version.config.get("trigger") or {}).get("events") or [])
     ]
 
 
@@ -86,8 +91,8 @@ def chain_depth(parent: Execution | None) -> int:
 def event_publish(
     *,
     actor: Actor,
-    name: Any,
-    payload: Any,
+    name: object,
+    payload: object,
     idempotency_key: str | None = None,
     parent: Execution | None = None,
 ) -> Fanout:
@@ -141,8 +146,8 @@ def event_publish(
 
 
 def _trigger(
-    actor: Actor, agent: Agent, payload: dict[str, Any], key: str | None, parent: Any
-) -> Any:
+    actor: Actor, agent: Agent, payload: dict[str, Any], key: str | None, parent: Execution | None
+) -> TriggerResult:
     from executions.trigger import TriggerRequest, execution_trigger
 
     return execution_trigger(
@@ -159,7 +164,7 @@ def _trigger(
 
 # --- chains: a run's end is an event ----------------------------------------------------------
 
-CHAIN_STATUSES = {S.SUCCESS: "succeeded", S.FAILED: "failed"}
+CHAIN_STATUSES: dict[str, str] = {S.SUCCESS: "succeeded", S.FAILED: "failed"}
 
 
 def chain_event_name(agent_name: str, status: str) -> str:
@@ -175,7 +180,7 @@ def chain_when_ended(transition: Transition) -> None:
         )
 
 
-def chain_after_commit(execution_id: Any, agent_id: Any, status: str) -> None:
+def chain_after_commit(execution_id: UUID, agent_id: UUID, status: str) -> None:
     """When a run ended: if an agent follows its agent's runs, publish the event on a worker
     (one query when nobody follows any run, the usual case). A failure here is logged: the
     run that ended is not affected."""
@@ -185,7 +190,7 @@ def chain_after_commit(execution_id: Any, agent_id: Any, status: str) -> None:
         logger.exception("could not publish the end of execution %s", execution_id)
 
 
-def _chain_if_followed(execution_id: Any, agent_id: Any, status: str) -> None:
+def _chain_if_followed(execution_id: UUID, agent_id: UUID, status: str) -> None:
     from controlplane.celery import app as celery_app
 
     followed = (
@@ -205,7 +210,7 @@ def _chain_if_followed(execution_id: Any, agent_id: Any, status: str) -> None:
         )
 
 
-def event_chain(execution_id: Any) -> Fanout | None:
+def event_chain(execution_id: UUID | str) -> Fanout | None:
     """Publish the end of a run (succeeded or failed) to the agents that follow it."""
     execution = Execution.objects.select_related("agent").filter(pk=execution_id).first()
     if execution is None or execution.status not in CHAIN_STATUSES:

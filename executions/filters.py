@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import django_filters
 from django.db.models import QuerySet
 
@@ -9,7 +11,7 @@ from agents.selectors import agent_ref_q
 from executions.models import Execution
 
 
-class ExecutionFilter(django_filters.FilterSet):
+class ExecutionFilter(django_filters.FilterSet):  # type: ignore[misc]  # django-filter is untyped
     agent = django_filters.CharFilter(method="filter_agent", help_text="Agent id or name.")
     status = django_filters.MultipleChoiceFilter(choices=Execution.Status.choices)
     trigger_source = django_filters.ChoiceFilter(choices=Execution.Source.choices)
@@ -32,7 +34,7 @@ class ExecutionFilter(django_filters.FilterSet):
             "created_before",
         ]
 
-    def __init__(self, data=None, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def __init__(self, data: Any = None, *args: Any, **kwargs: Any) -> None:
         if hasattr(data, "getlist") and "status" in data:  # status=a,b as well as repeats
             data = data.copy()
             data.setlist(

@@ -118,7 +118,7 @@ def _number_attrs(schema: dict[str, Any], step: str) -> dict[str, Any]:
     return attrs
 
 
-def _parsed_moment(value: Any) -> datetime | None:
+def _parsed_moment(value: object) -> datetime | None:
     if not isinstance(value, str):
         return None
     try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import Any
+from uuid import UUID
 
 from django.conf import settings
 from django.db import connection
@@ -20,12 +20,12 @@ from django.utils import timezone
 logger = logging.getLogger(__name__)
 
 _lock = threading.Lock()
-_running: set[Any] = set()
+_running: set[UUID] = set()
 _thread: threading.Thread | None = None
 _pid: int | None = None
 
 
-def track(execution_id: Any) -> None:
+def track(execution_id: UUID) -> None:
     global _thread, _pid
     with _lock:
         _running.add(execution_id)
@@ -35,7 +35,7 @@ def track(execution_id: Any) -> None:
             _thread.start()
 
 
-def untrack(execution_id: Any) -> None:
+def untrack(execution_id: UUID) -> None:
     with _lock:
         _running.discard(execution_id)
 

@@ -16,8 +16,8 @@ source of truth, the broker only a doorbell, so anything the broker lost is foun
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from uuid import UUID
 
 from django.conf import settings
 from django.utils import timezone
@@ -51,7 +51,7 @@ class SweepReport:
 CLAIM_LEASE = timedelta(seconds=60)  # a run being decided again is left alone this long
 
 
-def dispatch_due(now: Any = None, *, agent_id: Any = None) -> int:
+def dispatch_due(now: datetime | None = None, *, agent_id: UUID | str | None = None) -> int:
     """Scheduled runs whose time has come are decided again (a time window, a rate window,
     a concurrency slot may have freed — or not yet): queued, kept waiting with a new time,
     or refused. Returns how many were queued.
@@ -71,7 +71,7 @@ def dispatch_due(now: Any = None, *, agent_id: Any = None) -> int:
         due = due.filter(agent_id=agent_id, not_before__lte=now + QUEUE_RETRY)
     else:
         due = due.filter(not_before__lte=now)
-    full: set[Any] = set()
+    full: set[UUID] = set()
     for execution in due.select_related("agent", "agent_version").order_by("created_at")[:BATCH]:
         if execution.agent_id in full:
             continue

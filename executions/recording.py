@@ -10,8 +10,10 @@ NULL for good — unknown, never 0 (NULL + x stays NULL).
 from __future__ import annotations
 
 from contextlib import nullcontext
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Max
@@ -22,7 +24,10 @@ from executions.models import Execution, ExecutionAction, ExecutionLog, Executio
 from integrations.llm.pricing import cost_usd
 
 
-def log(execution: Execution | Any, message: str, level: str = "info", **metadata: Any) -> None:
+def log(
+    execution: Execution | UUID | str, message: str, level: str = "info", **metadata: Any
+) -> None:
+    """A log line of ``execution`` (the run, or its id)."""
     ExecutionLog.objects.create(
         execution_id=getattr(execution, "pk", execution),
         at=timezone.now(),
@@ -78,7 +83,7 @@ class RunRecorder:
         prompt_tokens: int,
         completion_tokens: int,
         latency_ms: int,
-        started_at: Any,
+        started_at: datetime,
         status: str = ExecutionStep.Status.SUCCESS,
         detail: dict[str, Any] | None = None,
     ) -> Decimal | None:

@@ -13,8 +13,8 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import transaction
@@ -185,7 +185,8 @@ def _wait_for_approval(
 
 
 def _elapsed_ms(execution: Execution) -> int:
-    return int((timezone.now() - execution.started_at).total_seconds() * 1000)
+    started_at = cast(datetime, execution.started_at)  # set when the run was claimed
+    return int((timezone.now() - started_at).total_seconds() * 1000)
 
 
 def _stop(execution: Execution, recorder: RunRecorder, stop: RunStopped) -> str | None:
@@ -211,7 +212,8 @@ def _stop(execution: Execution, recorder: RunRecorder, stop: RunStopped) -> str 
 
 def deadline_monotonic(execution: Execution) -> float:
     """The run's deadline on the monotonic clock of this process."""
-    return time.monotonic() + (execution.deadline_at - timezone.now()).total_seconds()
+    deadline_at = cast(datetime, execution.deadline_at)  # set when the run was claimed
+    return time.monotonic() + (deadline_at - timezone.now()).total_seconds()
 
 
 # --- runtimes ---------------------------------------------------------------------------------
@@ -229,7 +231,8 @@ def run_n8n(execution: Execution, recorder: RunRecorder) -> Outcome:
     config = execution.agent_version.config
     url = (
         config.get("webhook_url")
-        or f"{settings.N8N_BASE_URL.rstrip('/')}/webhook/{config['n8n_workflow_id']}"
+        # The two URL settings have defaults: never None.
+        or f"{cast(str, settings.N8N_BASE_URL).rstrip('/')}/webhook/{config['n8n_workflow_id']}"
     )
     token, token_hash = callback_token_new()
     Execution.objects.filter(pk=execution.pk).update(callback_token_hash=token_hash)
@@ -245,7 +248,7 @@ def run_n8n(execution: Execution, recorder: RunRecorder) -> Outcome:
         },
         "approved_actions": [tool["name"] for tool in config.get("tools", [])],
         "policy_constraints": {},
-        "callback_url": settings.PUBLIC_BASE_URL.rstrip("/")
+        "callback_url": cast(str, settings.PUBLIC_BASE_URL).rstrip("/")
         + reverse("api:execution-report", args=[execution.pk]),
         "callback_token": token,
     }
@@ -271,9 +274,10 @@ def run_webhook(execution: Execution, recorder: RunRecorder) -> Outcome:
 
 def _post_external(
     execution: Execution, recorder: RunRecorder, url: str, payload: dict[str, Any], *, what: str
-) -> Any:
+) -> net.SafeResponse:
     started_at, started = timezone.now(), time.monotonic()
-    remaining = (execution.deadline_at - timezone.now()).total_seconds()
+    deadline_at = cast(datetime, execution.deadline_at)  # set when the run was claimed
+    remaining = (deadline_at - timezone.now()).total_seconds()
     try:
         # The target is the operator's own configuration, not the model's: private
         # networks (an n8n next door) are allowed here.

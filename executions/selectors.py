@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from django.db.models import QuerySet
 
 from agents.selectors import agent_visible_qs
@@ -20,7 +22,7 @@ def execution_list_for(*, actor: Actor) -> QuerySet[Execution]:
     return executions.filter(agent__in=agent_visible_qs(actor=actor).values("pk"))
 
 
-def execution_get(*, actor: Actor, pk: object) -> Execution:
+def execution_get(*, actor: Actor, pk: UUID | str) -> Execution:
     execution = execution_list_for(actor=actor).filter(pk=pk).first()
     if execution is None:
         raise NotFound(f"No execution {pk}.", code="execution_not_found")

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from functools import partial
 from typing import Any
+from uuid import UUID
 
 from django.db import transaction
 from django.utils import timezone
@@ -50,7 +51,7 @@ SYSTEM = Actor.for_system("executions")
 
 def execution_transition(
     *,
-    execution_id: Any,
+    execution_id: UUID | str,
     to: str,
     actor: Actor = SYSTEM,
     expect: Iterable[str] | None = None,
@@ -115,7 +116,7 @@ def release_when_ended(transition: Transition) -> None:
         transaction.on_commit(partial(_release, transition.execution.pk))
 
 
-def _release(execution_id: Any) -> None:
+def _release(execution_id: UUID) -> None:
     """After a run ended: free its concurrency slot and settle its budget with its actual
     cost; a run waiting for that slot is looked at now rather than at the next sweep."""
     from policies.engine import release_reservations

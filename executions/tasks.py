@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
 
 from executions import event_triggers, maintenance, runtime
 
 
 @shared_task(name="executions.tasks.execution_run", bind=True, ignore_result=True)
-def execution_run(self: Any, execution_id: str, attempt: int) -> str | None:
+def execution_run(self: Task[..., Any], execution_id: str, attempt: int) -> str | None:
     """Run one execution. A repeated or stale delivery claims nothing and returns None."""
     return runtime.run_execution(
         execution_id=execution_id, attempt=attempt, worker=self.request.hostname or ""

@@ -31,7 +31,7 @@ from controlplane.db import release_connection
 from executions.models import Execution, ExecutionAction, ExecutionStep
 from executions.recording import RunRecorder
 from integrations.llm.base import ToolCall
-from integrations.tools.base import Tool, ToolContext, ToolError, ToolRefused
+from integrations.tools.base import Tool, ToolContext, ToolError, ToolRefused, ToolResult
 from integrations.tools.registry import TOOLS, get_tool
 from integrations.vault import Secret, credential_exists, credential_use
 from policies.engine import Context, Decision, decide
@@ -271,7 +271,7 @@ class ToolProxy:
         started_at: datetime,
         started: float,
         *,
-        result: Any = None,
+        result: ToolResult | None = None,
         error: str = "",
         refused: bool = False,
     ) -> ToolOutcome:
@@ -336,10 +336,11 @@ class ToolProxy:
         error: str,
         detail: dict[str, Any],
     ) -> None:
-        step_status = {
+        step_statuses: dict[str, str] = {
             ExecutionAction.Status.SUCCEEDED: ExecutionStep.Status.SUCCESS,
             ExecutionAction.Status.REFUSED: ExecutionStep.Status.REFUSED,
-        }.get(status, ExecutionStep.Status.FAILED)
+        }
+        step_status = step_statuses.get(status, ExecutionStep.Status.FAILED)
         self.recorder.add_step(
             name=call.name,
             kind=ExecutionStep.Kind.TOOL_CALL,

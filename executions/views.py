@@ -5,8 +5,9 @@ input schema, and the agent's recent runs."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
+from uuid import UUID
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -27,6 +28,13 @@ from executions.filters import ExecutionFilter
 from executions.forms import RunForm, input_form_class
 from executions.models import Execution
 from executions.trigger import TriggerRequest, execution_trigger
+
+if TYPE_CHECKING:
+    from django_htmx.middleware import HtmxDetails
+
+    class HtmxRequest(HttpRequest):
+        htmx: HtmxDetails  # set by django_htmx's middleware
+
 
 FILTER_FIELDS = ExecutionFilter.Meta.fields
 
@@ -63,7 +71,7 @@ def _status_options(values: list[str] | None) -> dict[str, Any]:
     return {"statuses": options, "status_selected": chosen}
 
 
-def _execution_or_404(actor: Actor, pk: Any) -> Execution:
+def _execution_or_404(actor: Actor, pk: UUID | str) -> Execution:
     try:
         return selectors.execution_get(actor=actor, pk=pk)
     except (NotFound, ValueError):
@@ -87,7 +95,7 @@ def detail_context(actor: Actor, execution: Execution, **extra: Any) -> dict[str
 
 
 @login_required
-def execution_detail(request: HttpRequest, pk: str) -> HttpResponse:
+def execution_detail(request: HttpRequest, pk: UUID) -> HttpResponse:
     actor = actor_from_request(request)
     execution = _execution_or_404(actor, pk)
     context = detail_context(actor, execution)
@@ -96,7 +104,7 @@ def execution_detail(request: HttpRequest, pk: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def execution_cancel(request: HttpRequest, pk: str) -> HttpResponse:
+def execution_cancel(request: HtmxRequest, pk: UUID) -> HttpResponse:
     """Not started: cancelled at once. Running: asked to stop before its next step."""
     actor = actor_from_request(request)
     execution = _execution_or_404(actor, pk)
@@ -184,7 +192,7 @@ def recent_runs_context(actor: Actor, agent: Agent) -> dict[str, Any] | None:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def agent_run(request: HttpRequest, name: str) -> HttpResponse:
+def agent_run(request: HtmxRequest, name: str) -> HttpResponse:
     """The Run form: GET swaps in the form of another version (HTMX); POST triggers a run
     through ``executions.trigger.execution_trigger`` and goes to the new execution's page.
     A refusal (invalid input, agent not runnable) is shown in the form."""

@@ -14,6 +14,7 @@ import ipaddress
 import socket
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import httpx2
 from django.conf import settings
@@ -142,8 +143,9 @@ def resolve(host: str, port: int) -> list[str]:
         ) from None
     addresses: list[str] = []
     for *_, sockaddr in infos:
-        if sockaddr[0] not in addresses:
-            addresses.append(sockaddr[0])
+        address = cast(str, sockaddr[0])  # an IPv4 or IPv6 address: (host, port, ...)
+        if address not in addresses:
+            addresses.append(address)
     return addresses
 
 

@@ -8,7 +8,7 @@ permission-checked, audited without the secret).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin
@@ -20,6 +20,16 @@ from controlplane.admin import ServiceErrorsAsMessages
 from integrations.models import Credential
 from integrations.vault import credential_delete, credential_save
 
+if TYPE_CHECKING:
+    from django.contrib.admin.options import _FieldGroups
+
+    # Generic in the stubs only: Django's classes take no type arguments at run time.
+    CredentialModelForm = forms.ModelForm[Credential]
+    CredentialModelAdmin = admin.ModelAdmin[Credential]
+else:
+    CredentialModelForm = forms.ModelForm
+    CredentialModelAdmin = admin.ModelAdmin
+
 MONOSPACE = {"rows": 6, "cols": 80, "style": "font-family: monospace"}
 
 
@@ -30,7 +40,7 @@ class SecretTextarea(forms.Textarea):
         return None
 
 
-class CredentialForm(forms.ModelForm):
+class CredentialForm(CredentialModelForm):
     secret = forms.JSONField(
         required=False,
         widget=SecretTextarea(attrs={**MONOSPACE, "autocomplete": "off"}),
@@ -67,15 +77,15 @@ class CredentialForm(forms.ModelForm):
 
 
 @admin.register(Credential)
-class CredentialAdmin(ServiceErrorsAsMessages, admin.ModelAdmin):
+class CredentialAdmin(ServiceErrorsAsMessages, CredentialModelAdmin):
     form = CredentialForm
     list_display = ["name", "kind", "last_used_at"]
     list_filter = ["kind"]
     search_fields = ["name", "description"]
     audit_fields = ["created_by", "created_at", "updated_at", "last_used_at"]
 
-    def get_fields(self, request: HttpRequest, obj: Credential | None = None) -> list[str]:
-        fields = ["name", "kind", "description", "secret", "config"]
+    def get_fields(self, request: HttpRequest, obj: Credential | None = None) -> _FieldGroups:
+        fields: _FieldGroups = ["name", "kind", "description", "secret", "config"]
         return fields if obj is None else [*fields, *self.audit_fields]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Credential | None = None) -> list[str]:
@@ -85,16 +95,16 @@ class CredentialAdmin(ServiceErrorsAsMessages, admin.ModelAdmin):
     def _may(self, request: HttpRequest, action: str) -> bool:
         return can(actor_from_request(request), f"integrations.{action}_credential")
 
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_view_permission(self, request: HttpRequest, obj: Credential | None = None) -> bool:
         return self._may(request, "view") or self._may(request, "change")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return self._may(request, "add")
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Credential | None = None) -> bool:
         return self._may(request, "change")
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Credential | None = None) -> bool:
         return self._may(request, "delete")
 
     def save_model(

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
+from uuid import UUID
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
@@ -47,9 +48,10 @@ def encrypt(secret: dict[str, Any]) -> str:
 
 def decrypt(token: str) -> dict[str, Any]:
     try:
-        return json.loads(_fernet().decrypt(token.encode()))
+        secret: dict[str, Any] = json.loads(_fernet().decrypt(token.encode()))  # an object
     except InvalidToken:
         raise VaultError("This credential cannot be decrypted with the vault keys.") from None
+    return secret
 
 
 @dataclass(frozen=True)
@@ -113,8 +115,8 @@ def credential_use(
     name: str,
     purpose: str,
     actor: Actor | None = None,
-    agent_id: Any = None,
-    execution_id: Any = None,
+    agent_id: UUID | str | None = None,
+    execution_id: UUID | str | None = None,
 ) -> Secret:
     """Decrypt a credential for one use, and audit the use (who, for what, which run)."""
     credential = Credential.objects.filter(name=name).first()

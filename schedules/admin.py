@@ -5,7 +5,7 @@ fires in their own read-only list."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import cast
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
@@ -64,7 +64,7 @@ class ScheduleAdmin(ReadOnlyAdmin):
         "created_at",
         "updated_at",
     ]
-    readonly_fields = fields
+    readonly_fields = cast("list[str]", fields)  # names, no groups
 
     @admin.display(description="fires")
     def fires(self, obj: Schedule) -> str:
@@ -81,7 +81,7 @@ class ScheduleAdmin(ReadOnlyAdmin):
     def in_words(self, obj: Schedule) -> str:
         return cron.describe(cron.parse(obj.expression), obj.timezone)
 
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_view_permission(self, request: HttpRequest, obj: Schedule | None = None) -> bool:
         return can(actor_from_request(request), "agents.view_agent")
 
     def has_pause_permission(self, request: HttpRequest) -> bool:
@@ -116,12 +116,12 @@ class ScheduleFireAdmin(ReadOnlyAdmin):
     list_select_related = ["agent", "execution"]
     search_fields = ["agent__name", "detail"]
     date_hierarchy = "fire_at"
-    fields = [*list_display, "handled_at"]
-    readonly_fields = fields
+    fields = [*cast("list[str]", list_display), "handled_at"]  # names, no callables
+    readonly_fields = cast("list[str]", fields)  # names, no groups
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ScheduleFire]:
         visible = agent_visible_qs(actor=actor_from_request(request))
         return super().get_queryset(request).filter(agent__in=visible.values("pk"))
 
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_view_permission(self, request: HttpRequest, obj: ScheduleFire | None = None) -> bool:
         return can(actor_from_request(request), "agents.view_agent")

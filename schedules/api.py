@@ -18,10 +18,10 @@ from controlplane.errors import NotFound
 from controlplane.serializers import StrictCharField, StrictSerializer
 from schedules import services
 from schedules.models import Schedule, ScheduleFire
-from schedules.selectors import schedule_view
+from schedules.selectors import ScheduleView, schedule_view
 
 
-class ScheduleFireSerializer(serializers.ModelSerializer):
+class ScheduleFireSerializer(serializers.ModelSerializer[ScheduleFire]):
     execution_id = serializers.UUIDField(allow_null=True, read_only=True)
     execution_status = serializers.CharField(
         source="execution.status", allow_null=True, default=None, read_only=True
@@ -50,7 +50,7 @@ class ScheduleFireSerializer(serializers.ModelSerializer):
         return reverse("api:execution-detail", args=[obj.execution_id])
 
 
-class ScheduleSerializer(serializers.Serializer):
+class ScheduleSerializer(serializers.Serializer[ScheduleView]):
     """An agent's cron schedule: what it says, in words, what comes next, what happened."""
 
     expression = serializers.CharField(source="schedule.expression")

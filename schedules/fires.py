@@ -23,7 +23,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from uuid import UUID
 
 from django.conf import settings
 from django.db import transaction
@@ -63,14 +63,14 @@ Outcome = ScheduleFire.Outcome
 class FireReport:
     handled: datetime | None = None  # the fire handled (the latest due)
     outcome: str = ""
-    execution_id: Any = None
+    execution_id: UUID | None = None
     missed: int = 0
     late_seconds: float = 0.0
     drained: int = 0  # queued fires started
     retry_in: float | None = None  # its jitter has not passed yet: call again then
 
 
-def schedule_fire(agent_id: Any, now: datetime | None = None) -> FireReport | None:
+def schedule_fire(agent_id: UUID | str, now: datetime | None = None) -> FireReport | None:
     """Handle what is due on the agent's schedule at ``now``: queued fires first (one, when
     no run of the agent is going), then the latest fire after the cursor. None when the
     agent has no active schedule."""
@@ -80,7 +80,7 @@ def schedule_fire(agent_id: Any, now: datetime | None = None) -> FireReport | No
         schedule = (
             Schedule.objects.select_for_update(of=("self",))
             .select_related("agent", "agent__production_version")
-            .filter(pk=agent_id)
+            .filter(agent_id=agent_id)
             .first()
         )
         if schedule is None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import zoneinfo
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from uuid import UUID
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from agents.models import Agent
@@ -83,7 +85,10 @@ class Attention:
 
 
 def schedules_needing_attention(
-    *, agents: Any, now: datetime | None = None, since: timedelta = timedelta(hours=24)
+    *,
+    agents: QuerySet[Agent, Any] | Collection[UUID],
+    now: datetime | None = None,
+    since: timedelta = timedelta(hours=24),
 ) -> list[Attention]:
     """For the console's alert list: schedules paused after failures, overdue now, or that
     missed fires in the last day — among ``agents`` (the ones the viewer may see)."""

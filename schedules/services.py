@@ -18,6 +18,7 @@ import zoneinfo
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
+from uuid import UUID
 
 from django.conf import settings
 from django.db import transaction
@@ -64,7 +65,11 @@ def _snapshot(schedule: Schedule | None) -> dict[str, Any] | None:
 
 
 def audit_schedule(
-    actor: Actor, action: str, schedule: Schedule, before: Any = None, **after: Any
+    actor: Actor,
+    action: str,
+    schedule: Schedule,
+    before: dict[str, Any] | None = None,
+    **after: Any,
 ) -> None:
     audit_record(
         actor=actor,
@@ -148,6 +153,7 @@ def schedule_sync(*, actor: Actor, agent: Agent, now: datetime | None = None) ->
         audit_schedule(actor, "schedule.removed", schedule, before)
         return schedule
 
+    assert trigger is not None  # wanted: it has one
     spec = cron.parse(trigger["schedule"])
     zone = trigger.get("timezone") or "UTC"
     created = schedule is None
@@ -222,7 +228,7 @@ def schedule_resume(*, actor: Actor, agent: Agent, now: datetime | None = None) 
     return schedule
 
 
-def lock_agent(agent_id: Any) -> None:
+def lock_agent(agent_id: UUID | str) -> None:
     """Locks are taken agent first, then schedule, as the agent services take them (a
     promote holds the agent and syncs the schedule). ``FOR NO KEY UPDATE``: runs of the agent
     may still be inserted meanwhile (their foreign key takes ``FOR KEY SHARE``)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.conf import settings
 
 from schedules import fires, notify
@@ -19,7 +19,7 @@ def cron_fire(agent_id: str) -> str | None:
     if report is None:
         return None
     if report.retry_in is not None and report.handled is None:
-        cron_fire.apply_async(args=[agent_id], countdown=report.retry_in)
+        cron_fire.apply_async(args=(agent_id,), countdown=report.retry_in)
     return report.outcome or None
 
 
@@ -31,7 +31,7 @@ def maintenance_schedules() -> dict[str, int]:
 
 
 @shared_task(name="schedules.tasks.schedule_notify", bind=True, ignore_result=True)
-def schedule_notify(self: Any, agent_id: str, event: str, detail: str) -> None:
+def schedule_notify(self: Task[..., Any], agent_id: str, event: str, detail: str) -> None:
     """Tell the agent's owner (and the admins) that its schedule missed a fire or paused;
     retried with backoff when the mail server refuses."""
     try:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
+from uuid import UUID
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -28,7 +28,7 @@ class DecideSerializer(StrictSerializer):
 # --- output -----------------------------------------------------------------------------------
 
 
-class ApprovalDecisionSerializer(serializers.ModelSerializer):
+class ApprovalDecisionSerializer(serializers.ModelSerializer[ApprovalDecision]):
     user = serializers.CharField(
         source="user_label",
         read_only=True,
@@ -41,7 +41,7 @@ class ApprovalDecisionSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ApprovalSerializer(serializers.ModelSerializer):
+class ApprovalSerializer(serializers.ModelSerializer[ApprovalRequest]):
     """An approval request: what would run, who may decide, the decisions so far, and
     whether you may decide it now (if not, why)."""
 
@@ -55,7 +55,8 @@ class ApprovalSerializer(serializers.ModelSerializer):
     # nothing of executions).
     execution_status = serializers.ChoiceField(
         source="execution.status",
-        choices=ApprovalRequest.execution.field.related_model.Status.choices,
+        # mypy sees a Model: it is executions.Execution, which approvals may not import.
+        choices=ApprovalRequest.execution.field.related_model.Status.choices,  # type: ignore[attr-defined]
         read_only=True,
     )
     agent_id = serializers.UUIDField(read_only=True)
@@ -121,7 +122,7 @@ class ApprovalSerializer(serializers.ModelSerializer):
 
     def _refusal(self, obj: ApprovalRequest) -> str | None:
         # Asked twice per request (can_decide, refusal); the answer may cost a query.
-        cache: dict[Any, str | None] = self.__dict__.setdefault("_refusals", {})
+        cache: dict[UUID, str | None] = self.__dict__.setdefault("_refusals", {})
         if obj.pk not in cache:
             actor: Actor = self.context["actor"]
             cache[obj.pk] = approval_refusal_now(actor, obj)

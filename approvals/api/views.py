@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import viewsets
 from rest_framework.decorators import action
@@ -30,7 +31,7 @@ APPROVAL_ID = OpenApiParameter(
         parameters=[APPROVAL_ID],
     ),
 )
-class ApprovalViewSet(viewsets.GenericViewSet):
+class ApprovalViewSet(viewsets.GenericViewSet[ApprovalRequest]):
     """The approval queue (seed 000, "Approval Workflows"): admins see every request;
     others those of agents they may view and those that list them as an approver. The
     listed approvers (and admins) decide, never the user who triggered the run unless the
@@ -51,10 +52,10 @@ class ApprovalViewSet(viewsets.GenericViewSet):
         if not can(self.actor, "approvals.view_approvalrequest"):
             raise Forbidden("Your role may not read approval requests.")
 
-    def get_queryset(self) -> Any:
+    def get_queryset(self) -> QuerySet[ApprovalRequest]:
         return selectors.approval_list(actor=self.actor).prefetch_related("decisions")
 
-    def get_object(self) -> ApprovalRequest:  # type: ignore[override]
+    def get_object(self) -> ApprovalRequest:
         return selectors.approval_get(actor=self.actor, pk=self.kwargs["pk"])
 
     def _detail(self, approval: ApprovalRequest) -> Response:

@@ -21,7 +21,7 @@ class EventSerializer(StrictSerializer):
     payload = JSONObjectField(default=dict, help_text="The input of every run it starts.")
 
 
-class TriggeredSerializer(serializers.Serializer):
+class TriggeredSerializer(serializers.Serializer[dict[str, Any]]):
     agent_id = serializers.UUIDField()
     agent_name = serializers.CharField()
     execution_id = serializers.UUIDField()
@@ -31,14 +31,14 @@ class TriggeredSerializer(serializers.Serializer):
     )
 
 
-class RefusedSerializer(serializers.Serializer):
+class RefusedSerializer(serializers.Serializer[dict[str, Any]]):
     agent_id = serializers.UUIDField()
     agent_name = serializers.CharField()
     code = serializers.CharField()
     message = serializers.CharField()
 
 
-class EventResultSerializer(serializers.Serializer):
+class EventResultSerializer(serializers.Serializer[dict[str, Any]]):
     name = serializers.CharField()
     triggered = TriggeredSerializer(many=True)
     refused = RefusedSerializer(many=True, help_text="Subscribed agents that did not start.")

@@ -93,7 +93,7 @@ def execution_links(execution: Execution) -> dict[str, str]:
     }
 
 
-class ExecutionTriggeredSerializer(serializers.ModelSerializer):
+class ExecutionTriggeredSerializer(serializers.ModelSerializer[Execution]):
     """The 202 answer to a trigger."""
 
     execution_id = serializers.UUIDField(source="id")
@@ -247,7 +247,7 @@ class ExecutionDetailSerializer(ExecutionSerializer):
         ]
 
 
-class ExecutionLogSerializer(serializers.ModelSerializer):
+class ExecutionLogSerializer(serializers.ModelSerializer[ExecutionLog]):
     timestamp = serializers.DateTimeField(source="at")
 
     class Meta:

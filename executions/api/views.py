@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import QuerySet
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
@@ -32,7 +33,7 @@ from executions.api.serializers import (
     execution_links,
 )
 from executions.filters import ExecutionFilter
-from executions.models import Execution
+from executions.models import Execution, ExecutionLog
 from executions.trigger import TriggerRequest, TriggerResult, execution_trigger
 
 IDEMPOTENCY_KEY = OpenApiParameter(
@@ -55,7 +56,7 @@ def idempotency_key(request: Request) -> str | None:
     return key
 
 
-REFUSED = {
+REFUSED: dict[str, tuple[int, str]] = {
     Execution.Status.BLOCKED: (status.HTTP_403_FORBIDDEN, "blocked_by_policy"),
     Execution.Status.RATE_LIMITED: (status.HTTP_429_TOO_MANY_REQUESTS, "rate_limited"),
 }
@@ -81,7 +82,7 @@ def accepted(result: TriggerResult) -> Response:
     headers = {} if result.created else {"Idempotent-Replayed": "true"}
     if execution.status in REFUSED:
         code_status, code = REFUSED[execution.status]
-        deciding = next(
+        deciding: dict[str, Any] = next(
             (
                 entry
                 for entry in execution.policy_trace
@@ -122,7 +123,9 @@ def trigger(request: Request, *, agent_ref: str, data: dict[str, Any], source: s
     list=extend_schema(summary="List executions (newest first, cursor pagination)"),
     retrieve=extend_schema(summary="One execution: seed 000's execution log response"),
 )
-class ExecutionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class ExecutionViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[Execution]
+):
     queryset = Execution.objects.none()
     serializer_class = ExecutionDetailSerializer
     filterset_class = ExecutionFilter
@@ -133,13 +136,13 @@ class ExecutionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     def actor(self) -> Actor:
         return actor_from_request(self.request)
 
-    def get_queryset(self) -> Any:
+    def get_queryset(self) -> QuerySet[Execution]:
         executions = selectors.execution_list_for(actor=self.actor)
         if self.action == "retrieve":
             return executions.prefetch_related("steps", "actions")
         return executions
 
-    def get_serializer_class(self) -> Any:
+    def get_serializer_class(self) -> type[ExecutionSerializer]:
         return ExecutionSerializer if self.action == "list" else ExecutionDetailSerializer
 
     def get_object(self) -> Execution:
@@ -191,7 +194,9 @@ class ExecutionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     @action(detail=True, methods=["get"], filter_backends=[], pagination_class=PagePagination)
     def logs(self, request: Request, pk: str) -> Response:
         execution = self.get_object()
-        page = self.paginate_queryset(execution.logs.order_by("at", "id"))
+        # The stubs type the pagination by the viewset's model: these are the run's log lines.
+        logs = execution.logs.order_by("at", "id")
+        page: list[ExecutionLog] | None = self.paginate_queryset(logs)  # type: ignore[arg-type]
         return self.get_paginated_response(ExecutionLogSerializer(page, many=True).data)
 
     @extend_schema(

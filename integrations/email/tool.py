@@ -15,11 +15,12 @@ from __future__ import annotations
 import hashlib
 import smtplib
 import ssl
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage, get_connection
+from django.core.mail.backends.base import BaseEmailBackend
 from django.core.mail.utils import DNS_NAME
 from django.core.validators import validate_email
 from rest_framework import serializers
@@ -40,7 +41,7 @@ from integrations.vault import Secret
 SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 
 
-def _normalized(arguments: Any) -> Any:
+def _normalized(arguments: dict[str, Any]) -> dict[str, Any]:
     # Models often give one address as a string; that is not worth a refusal.
     if isinstance(arguments, dict) and isinstance(arguments.get("to"), str):
         return {**arguments, "to": [arguments["to"]]}
@@ -126,8 +127,8 @@ class SendEmailTool(Tool):
         arguments = _normalized(arguments)
         timeout, _ = call_limits(context)
         secret = context.credential
-        sender = (secret.config.get("from_email") if secret else None) or (
-            settings.DEFAULT_FROM_EMAIL
+        sender: str = (secret.config.get("from_email") if secret else None) or (
+            cast(str, settings.DEFAULT_FROM_EMAIL)  # it has a default: never None
         )
         domain = sender.rpartition("@")[2].strip("> ") or str(DNS_NAME)
         digest = hashlib.sha256(context.idempotency_key.encode()).hexdigest()[:32]
@@ -169,7 +170,7 @@ class SendEmailTool(Tool):
         )
 
 
-def _connection(secret: Secret | None, timeout: float) -> Any:
+def _connection(secret: Secret | None, timeout: float) -> BaseEmailBackend:
     if secret is None:
         return get_connection(fail_silently=False, timeout=timeout)
     config = secret.config

@@ -46,8 +46,9 @@ class _HTTPTool(Tool):
         domains = config.get("allowed_domains") or []
         if not domains:
             raise ToolRefused("This tool has no allowed domains: it may not call any URL.")
-        checked_url(arguments["url"], domains)
-        return arguments["url"]
+        url: str = arguments["url"]  # a string: the input schema says so
+        checked_url(url, domains)
+        return url
 
     def authorize(self, arguments: dict[str, Any], config: dict[str, Any]) -> None:
         self.checked_url(arguments, config)

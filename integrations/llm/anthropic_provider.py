@@ -89,7 +89,7 @@ def anthropic_tools(tools: list[ToolDefinition]) -> list[dict[str, Any]]:
     ]
 
 
-def result_from_message(message: Any, *, requested_model: str) -> LLMResult:
+def result_from_message(message: anthropic.types.Message, *, requested_model: str) -> LLMResult:
     """An Anthropic ``Message`` as a neutral result. Text blocks are joined without a
     separator: the API splits one text into several blocks (around citations)."""
     texts: list[str] = []

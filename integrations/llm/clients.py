@@ -14,7 +14,7 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar, cast
 
 T = TypeVar("T")
 
@@ -22,7 +22,7 @@ T = TypeVar("T")
 # pushes the oldest client out instead of keeping its pool forever.
 MAX_CLIENTS = 32
 
-_clients: OrderedDict[tuple[str, str, str], Any] = OrderedDict()
+_clients: OrderedDict[tuple[str, str, str], object] = OrderedDict()
 _lock = threading.Lock()
 
 
@@ -36,10 +36,11 @@ def sdk_client(*, vendor: str, base_url: str | None, api_key: str, make: Callabl
     """The cached client for these settings, made by ``make()`` the first time."""
     key = _cache_key(vendor, base_url, api_key)
     with _lock:
-        client = _clients.get(key)
-        if client is not None:
+        cached = _clients.get(key)
+        if cached is not None:
             _clients.move_to_end(key)
-            return client
+            # The key names the vendor: what is cached under it is what ``make`` makes.
+            return cast(T, cached)
         client = make()
         _clients[key] = client
         while len(_clients) > MAX_CLIENTS:

@@ -11,7 +11,7 @@ import email.utils
 import time
 from collections.abc import Callable, Mapping
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from integrations.llm.base import ProviderError
 
@@ -52,13 +52,13 @@ def _bounded(seconds: float) -> float | None:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
 
 
-def api_message(body: Any) -> str:
+def api_message(body: object) -> str:
     """The human message of an error body: Anthropic's ``{"error": {"message"}}``, OpenAI's
     ``{"error": {"message"}}`` (the SDK may already have unwrapped ``error``), or text."""
     if isinstance(body, Mapping):
         inner = body.get("error", body)
-        if isinstance(inner, Mapping) and isinstance(inner.get("message"), str):
-            return inner["message"]
+        if isinstance(inner, Mapping) and isinstance(message := inner.get("message"), str):
+            return message
         if isinstance(inner, str):
             return inner
         return ""
@@ -68,7 +68,7 @@ def api_message(body: Any) -> str:
 
 
 def status_error(
-    *, vendor: str, status: int, body: Any, headers: Mapping[str, str]
+    *, vendor: str, status: int, body: object, headers: Mapping[str, str]
 ) -> ProviderError:
     """The ProviderError for an HTTP error answer. 408/429/5xx (529 overloaded included) can
     succeed later; a bad key or a bad request will not."""

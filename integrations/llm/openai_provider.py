@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 import openai
+from openai.types.chat import ChatCompletion
 
 from integrations.llm import errors
 from integrations.llm.base import (
@@ -110,7 +111,7 @@ def tool_arguments(raw: str | None, *, tool: str) -> dict[str, Any]:
     return arguments
 
 
-def result_from_completion(completion: Any, *, requested_model: str) -> LLMResult:
+def result_from_completion(completion: ChatCompletion, *, requested_model: str) -> LLMResult:
     if not completion.choices:
         raise errors.bad_response(VENDOR, "the answer has no choices.")
     choice = completion.choices[0]

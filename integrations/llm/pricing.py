@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -59,7 +58,7 @@ PRICES: dict[str, ModelPrice] = {
 SNAPSHOT_SUFFIX_RE = re.compile(r"-(?:\d{8}|\d{4}-\d{2}-\d{2}|\d{3,4}|latest)")
 
 
-def _decimal(value: Any, model: str, field: str) -> Decimal:
+def _decimal(value: object, model: str, field: str) -> Decimal:
     try:
         number = Decimal(str(value))
     except InvalidOperation:

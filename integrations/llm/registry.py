@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 from django.conf import settings
 
@@ -46,7 +47,7 @@ def _missing(why: str) -> ProviderError:
 
 
 def _from_credential(
-    spec: _Keyed, *, agent_id: Any, execution_id: Any
+    spec: _Keyed, *, agent_id: UUID | str | None, execution_id: UUID | str | None
 ) -> tuple[str, str | None] | None:
     """(key, base_url) from the credential store, the use audited; None if there is none."""
     if not credential_exists(spec.credential):
@@ -73,7 +74,11 @@ def _from_credential(
 
 
 def provider_for(
-    *, provider: str, config: dict[str, Any], agent_id: Any = None, execution_id: Any = None
+    *,
+    provider: str,
+    config: dict[str, Any],
+    agent_id: UUID | str | None = None,
+    execution_id: UUID | str | None = None,
 ) -> LLMProvider:
     """The provider a version's ``llm`` config names, ready to call; once per run.
 

@@ -72,7 +72,7 @@ def completion_text(text: str, tool_calls: list[ToolCall]) -> str:
     return text + "".join(_compact(call.arguments) for call in tool_calls)
 
 
-def _call_number(execution_id: Any, turn: int) -> int:
+def _call_number(execution_id: str | None, turn: int) -> int:
     """1 for the first call of this (execution, turn) in this process, then 2, 3..."""
     key = (str(execution_id), turn)
     with _calls_lock:

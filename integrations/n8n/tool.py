@@ -25,7 +25,8 @@ from integrations.vault import Secret
 
 def webhook_url(config: dict[str, Any], secret: Secret | None) -> str:
     if config.get("webhook_url"):
-        return config["webhook_url"]
+        url: str = config["webhook_url"]
+        return url
     base_url = (secret.config.get("base_url") if secret else None) or ""
     if not base_url or not config.get("workflow_id"):
         raise ToolRefused(

@@ -87,7 +87,7 @@ class SlackNotificationTool(Tool):
         secret = context.credential
         values = secret.values if secret else {}
         timeout, max_bytes = call_limits(context)
-        if values.get("token"):
+        if secret is not None and values.get("token"):
             base_url = (secret.config.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
             response = safe_request(
                 "POST",

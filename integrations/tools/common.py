@@ -15,7 +15,7 @@ from integrations.vault import Secret
 MODEL_BODY_CHARS = 8000
 
 
-def check_arguments(schema: dict[str, Any], arguments: Any) -> dict[str, Any]:
+def check_arguments(schema: dict[str, Any], arguments: object) -> dict[str, Any]:
     """``arguments`` if they match the tool's ``input_schema``; else ``ToolRefused`` naming
     every problem, so that the model can correct its call."""
     if not isinstance(arguments, dict):
