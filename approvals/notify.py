@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -44,7 +44,7 @@ class Message:
 
 
 def page_url(request: ApprovalRequest) -> str:
-    base_url = cast(str, settings.PUBLIC_BASE_URL)  # it has a default: never None
+    base_url = settings.PUBLIC_BASE_URL
     return base_url.rstrip("/") + reverse("approvals:detail", args=[request.pk])
 
 
@@ -136,7 +136,7 @@ def _email(text: Message) -> list[str]:
 
 
 def _slack(text: Message) -> list[str]:
-    url = cast(str, settings.APPROVALS_SLACK_WEBHOOK_URL)  # it has a default: never None
+    url = settings.APPROVALS_SLACK_WEBHOOK_URL
     try:
         safe_request(
             "POST",

@@ -27,16 +27,13 @@ from approvals import selectors, services
 from approvals.models import ApprovalRequest
 from controlplane.access import Actor, actor_from_request, can
 from controlplane.errors import NotFound, ServiceError
+from controlplane.http import HtmxHttpRequest
 from controlplane.views import paginate, render_page
 
 if TYPE_CHECKING:
-    from django_htmx.middleware import HtmxDetails
     from django_stubs_ext import WithAnnotations
 
     from approvals.models import ApprovalDecision
-
-    class HtmxRequest(HttpRequest):
-        htmx: HtmxDetails  # set by django_htmx's middleware
 
     class CardFields(TypedDict):
         """What ``_prepare`` sets on a request for its card."""
@@ -112,7 +109,7 @@ def _back(request: HttpRequest, default: str) -> str:
 
 
 @login_required
-def approval_queue(request: HtmxRequest) -> HttpResponse:
+def approval_queue(request: HtmxHttpRequest) -> HttpResponse:
     actor = actor_from_request(request)
     _require_view(actor)
     show = request.GET.get("show", "pending")
@@ -153,7 +150,7 @@ def _notice(approval: ApprovalRequest) -> str:
 
 @login_required
 @require_POST
-def approval_decide(request: HtmxRequest, pk: UUID) -> HttpResponse:
+def approval_decide(request: HtmxHttpRequest, pk: UUID) -> HttpResponse:
     """Approve or reject (the submit button's ``verdict``) with ``notes``."""
     actor = actor_from_request(request)
     approval = _approval_or_404(actor, pk)

@@ -232,7 +232,7 @@ def run_n8n(execution: Execution, recorder: RunRecorder) -> Outcome:
     url = (
         config.get("webhook_url")
         # The two URL settings have defaults: never None.
-        or f"{cast(str, settings.N8N_BASE_URL).rstrip('/')}/webhook/{config['n8n_workflow_id']}"
+        or f"{settings.N8N_BASE_URL.rstrip('/')}/webhook/{config['n8n_workflow_id']}"
     )
     token, token_hash = callback_token_new()
     Execution.objects.filter(pk=execution.pk).update(callback_token_hash=token_hash)
@@ -248,7 +248,7 @@ def run_n8n(execution: Execution, recorder: RunRecorder) -> Outcome:
         },
         "approved_actions": [tool["name"] for tool in config.get("tools", [])],
         "policy_constraints": {},
-        "callback_url": cast(str, settings.PUBLIC_BASE_URL).rstrip("/")
+        "callback_url": settings.PUBLIC_BASE_URL.rstrip("/")
         + reverse("api:execution-report", args=[execution.pk]),
         "callback_token": token,
     }

@@ -5,7 +5,7 @@ input schema, and the agent's recent runs."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlencode
 from uuid import UUID
 
@@ -22,19 +22,13 @@ from agents.selectors import agent_list
 from agents.views import agent_or_404, agent_page_context
 from controlplane.access import Actor, actor_from_request, can
 from controlplane.errors import Invalid, NotFound, ServiceError
+from controlplane.http import HtmxHttpRequest
 from controlplane.views import paginate, render_page
 from executions import selectors, services
 from executions.filters import ExecutionFilter
 from executions.forms import RunForm, input_form_class
 from executions.models import Execution
 from executions.trigger import TriggerRequest, execution_trigger
-
-if TYPE_CHECKING:
-    from django_htmx.middleware import HtmxDetails
-
-    class HtmxRequest(HttpRequest):
-        htmx: HtmxDetails  # set by django_htmx's middleware
-
 
 FILTER_FIELDS = ExecutionFilter.Meta.fields
 
@@ -104,7 +98,7 @@ def execution_detail(request: HttpRequest, pk: UUID) -> HttpResponse:
 
 @login_required
 @require_POST
-def execution_cancel(request: HtmxRequest, pk: UUID) -> HttpResponse:
+def execution_cancel(request: HtmxHttpRequest, pk: UUID) -> HttpResponse:
     """Not started: cancelled at once. Running: asked to stop before its next step."""
     actor = actor_from_request(request)
     execution = _execution_or_404(actor, pk)
@@ -192,7 +186,7 @@ def recent_runs_context(actor: Actor, agent: Agent) -> dict[str, Any] | None:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def agent_run(request: HtmxRequest, name: str) -> HttpResponse:
+def agent_run(request: HtmxHttpRequest, name: str) -> HttpResponse:
     """The Run form: GET swaps in the form of another version (HTMX); POST triggers a run
     through ``executions.trigger.execution_trigger`` and goes to the new execution's page.
     A refusal (invalid input, agent not runnable) is shown in the form."""

@@ -3,8 +3,6 @@ failed runs. By e-mail to the agent's owner and the admins; every send and failu
 
 from __future__ import annotations
 
-from typing import cast
-
 from django.conf import settings
 from django.core.mail import send_mail
 from django.urls import reverse
@@ -36,7 +34,7 @@ def send(agent_id: str, event: str, detail: str) -> None:
     if agent is None:
         return
     to = recipients(agent)
-    base_url = cast(str, settings.PUBLIC_BASE_URL)  # it has a default: never None
+    base_url = settings.PUBLIC_BASE_URL
     link = base_url.rstrip("/") + reverse("agents:detail", args=[agent.name])
     subject = SUBJECTS[event].format(agent=agent.name)
     what = {"event": event, "detail": detail}

@@ -3,7 +3,7 @@ card, with Pause and Resume, and the agents list's callout of schedules that nee
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -16,14 +16,9 @@ from agents.models import Agent
 from agents.views import agent_or_404
 from controlplane.access import Actor, actor_from_request, can
 from controlplane.errors import ServiceError
+from controlplane.http import HtmxHttpRequest
 from schedules.selectors import schedule_view, schedules_needing_attention
 from schedules.services import schedule_pause, schedule_resume
-
-if TYPE_CHECKING:
-    from django_htmx.middleware import HtmxDetails
-
-    class HtmxRequest(HttpRequest):
-        htmx: HtmxDetails  # set by django_htmx's middleware
 
 
 def schedule_context(actor: Actor, agent: Agent, **extra: str) -> dict[str, Any]:
@@ -38,7 +33,7 @@ def schedule_context(actor: Actor, agent: Agent, **extra: str) -> dict[str, Any]
 
 @login_required
 @require_POST
-def agent_schedule(request: HtmxRequest, name: str) -> HttpResponse:
+def agent_schedule(request: HtmxHttpRequest, name: str) -> HttpResponse:
     """Pause or resume the agent's schedule (the agent itself stays as it is)."""
     actor = actor_from_request(request)
     agent = agent_or_404(actor, name)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import smtplib
 import ssl
-from typing import Any, cast
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -128,7 +128,7 @@ class SendEmailTool(Tool):
         timeout, _ = call_limits(context)
         secret = context.credential
         sender: str = (secret.config.get("from_email") if secret else None) or (
-            cast(str, settings.DEFAULT_FROM_EMAIL)  # it has a default: never None
+            settings.DEFAULT_FROM_EMAIL
         )
         domain = sender.rpartition("@")[2].strip("> ") or str(DNS_NAME)
         digest = hashlib.sha256(context.idempotency_key.encode()).hexdigest()[:32]
