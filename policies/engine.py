@@ -111,7 +111,7 @@ class PolicyIndex:
     by_tag: dict[str, list[Compiled[Any]]]
     agent_tags: dict[str, tuple[str, ...]]
 
-    def for_agent(self, agent_id: Any) -> list[Compiled[Any]]:
+    def for_agent(self, agent_id: uuid.UUID | str) -> list[Compiled[Any]]:
         """Every enabled policy that applies, in priority order, without scanning the rest
         (a tag policy reaches an agent through several of its tags only once)."""
         key = str(agent_id)

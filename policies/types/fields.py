@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import zoneinfo
+from collections.abc import Iterable
 from functools import cache
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
@@ -54,7 +55,7 @@ def rule_choice(rules_class: type[StrictSerializer], name: str, **kwargs: Any) -
     )
 
 
-def pairs(values: Any) -> list[tuple[str, str]]:
+def pairs(values: Iterable[str]) -> list[tuple[str, str]]:
     """Choices whose labels are their values."""
     return [(value, value) for value in values]
 
