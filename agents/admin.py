@@ -9,8 +9,8 @@ delete.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -33,6 +33,24 @@ from controlplane.access import actor_from_request, can
 from controlplane.admin import ServiceErrorsAsMessages
 from controlplane.errors import ServiceError, flatten_errors
 from controlplane.hooks import Registry
+
+if TYPE_CHECKING:
+    from django.contrib.admin.options import _FieldGroups
+    from django.db.models import ForeignKey
+    from django.forms import BaseFormSet
+    from rest_framework.exceptions import ErrorDetail
+
+    # Django's admin and form classes take their model as a type argument only in the stubs.
+    AgentModelForm = forms.ModelForm[Agent]
+    VersionModelForm = forms.ModelForm[AgentVersion]
+    VersionInlineAdmin = admin.TabularInline[AgentVersion, Agent]
+    VersionModelAdmin = admin.ModelAdmin[AgentVersion]
+    # An admin action of the agent list.
+    LifecycleAction = Callable[["AgentAdmin", HttpRequest, QuerySet[Agent]], None]
+else:
+    AgentModelForm = VersionModelForm = forms.ModelForm
+    VersionInlineAdmin = admin.TabularInline
+    VersionModelAdmin = admin.ModelAdmin
 
 DEFAULT_CONFIG = {
     "runtime": "llm",
@@ -71,7 +89,7 @@ class VersionFieldsMixin:
             raise forms.ValidationError("The config is not valid.") from None
 
 
-class AgentAddForm(VersionFieldsMixin, forms.ModelForm):
+class AgentAddForm(VersionFieldsMixin, AgentModelForm):
     version = forms.CharField(max_length=50, initial="1.0.0")
     config = _json_field(initial=DEFAULT_CONFIG, help_text="The first version's config (JSON).")
 
@@ -83,11 +101,12 @@ class AgentAddForm(VersionFieldsMixin, forms.ModelForm):
         return _drf_validate(validate_name, self.cleaned_data["name"])
 
 
-def _drf_validate(validator: Any, value: str) -> str:
+def _drf_validate(validator: Callable[[str], str], value: str) -> str:
     try:
         return validator(value)
     except ValidationError as exc:
-        raise forms.ValidationError(str(exc.detail[0])) from None
+        # Raised with one message: its detail is a list of one.
+        raise forms.ValidationError(str(cast("list[ErrorDetail]", exc.detail)[0])) from None
 
 
 def _access_form(base: type[forms.Form], request: HttpRequest, holder: str) -> type[forms.Form]:
@@ -106,21 +125,21 @@ def _access_form(base: type[forms.Form], request: HttpRequest, holder: str) -> t
     return AccessForm
 
 
-class AgentVersionInline(admin.TabularInline):
+class AgentVersionInline(VersionInlineAdmin):
     model = AgentVersion
     fk_name = "agent"
     fields = ["version", "stage", "changelog", "config_hash", "created_by", "created_at"]
-    readonly_fields = fields
+    readonly_fields = cast(list[str], fields)  # names only (the stubs allow groups in fields)
     extra = 0
     can_delete = False
     show_change_link = True
     ordering = ["-created_at"]
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Agent | None = None) -> bool:
         return False
 
 
-def _lifecycle_action(name: str, label: str) -> Any:
+def _lifecycle_action(name: str, label: str) -> LifecycleAction:
     def run(modeladmin: AgentAdmin, request: HttpRequest, queryset: QuerySet[Agent]) -> None:
         actor = actor_from_request(request)
         for agent in queryset:
@@ -149,8 +168,9 @@ def _lifecycle_action(name: str, label: str) -> Any:
 agent_admin_actions: Registry[Callable[..., None]] = Registry("agents.agent_admin_actions")
 
 
+# guardian declares change_form_template a str, the admin's stubs a template or a list of them.
 @admin.register(Agent)
-class AgentAdmin(ServiceErrorsAsMessages, GuardedModelAdmin):
+class AgentAdmin(ServiceErrorsAsMessages, GuardedModelAdmin):  # type: ignore[misc]
     list_display = [
         "name",
         "status",
@@ -205,8 +225,9 @@ class AgentAdmin(ServiceErrorsAsMessages, GuardedModelAdmin):
         _lifecycle_action("archive", "Delete (archive) selected agents"),
     ]
 
-    @property  # type: ignore[override]
-    def actions(self) -> list[Callable[..., None]]:
+    # Read when a list page is shown: the actions other apps registered by then are offered.
+    @property
+    def actions(self) -> list[Callable[..., None]]:  # type: ignore[override]  # read-only here
         return [*self.lifecycle_actions, *agent_admin_actions]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Agent]:
@@ -215,12 +236,14 @@ class AgentAdmin(ServiceErrorsAsMessages, GuardedModelAdmin):
             "production_version__agent", "staging_version__agent"
         )
 
-    def get_form(self, request: HttpRequest, obj: Agent | None = None, **kwargs: Any) -> Any:
+    def get_form(
+        self, request: HttpRequest, obj: Agent | None = None, change: bool = False, **kwargs: Any
+    ) -> type[forms.ModelForm[Agent]]:
         if obj is None:
             kwargs["form"] = AgentAddForm
-        return super().get_form(request, obj, **kwargs)
+        return super().get_form(request, obj, change, **kwargs)
 
-    def get_fields(self, request: HttpRequest, obj: Agent | None = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: Agent | None = None) -> _FieldGroups:
         if obj is None:
             return [*AgentAddForm.Meta.fields, "version", "config"]
         return self.fields
@@ -260,23 +283,35 @@ class AgentAdmin(ServiceErrorsAsMessages, GuardedModelAdmin):
     def get_obj_perms_manage_group_form(self, request: HttpRequest) -> type[forms.Form]:
         return _access_form(AdminGroupObjectPermissionsForm, request, "group")
 
+    # guardian's views are not annotated: what they return is a page (or a redirect).
     def obj_perms_manage_view(self, request: HttpRequest, object_pk: str) -> HttpResponse:
         self._require_owner_rights(request, object_pk)
-        return super().obj_perms_manage_view(request, object_pk)
+        response: HttpResponse = super().obj_perms_manage_view(  # type: ignore[no-untyped-call]
+            request, object_pk
+        )
+        return response
 
     def obj_perms_manage_user_view(
         self, request: HttpRequest, object_pk: str, user_id: int
     ) -> HttpResponse:
         self._require_owner_rights(request, object_pk)
-        return super().obj_perms_manage_user_view(request, object_pk, user_id)
+        response: HttpResponse = super().obj_perms_manage_user_view(  # type: ignore[no-untyped-call]
+            request, object_pk, user_id
+        )
+        return response
 
     def obj_perms_manage_group_view(
         self, request: HttpRequest, object_pk: str, group_id: int
     ) -> HttpResponse:
         self._require_owner_rights(request, object_pk)
-        return super().obj_perms_manage_group_view(request, object_pk, group_id)
+        response: HttpResponse = super().obj_perms_manage_group_view(  # type: ignore[no-untyped-call]
+            request, object_pk, group_id
+        )
+        return response
 
-    def save_model(self, request: HttpRequest, obj: Agent, form: Any, change: bool) -> None:
+    def save_model(
+        self, request: HttpRequest, obj: Agent, form: forms.ModelForm[Agent], change: bool
+    ) -> None:
         actor = actor_from_request(request)
         data = form.cleaned_data
         fields = {
@@ -301,18 +336,28 @@ class AgentAdmin(ServiceErrorsAsMessages, GuardedModelAdmin):
         obj._state.adding = False
         obj.refresh_from_db()
 
-    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+    def save_related(
+        self,
+        request: HttpRequest,
+        form: forms.ModelForm[Agent],
+        formsets: Iterable[BaseFormSet[Any]],
+        change: bool,
+    ) -> None:
         pass  # tags and team are set by the service; versions change through their own admin
 
     def construct_change_message(
-        self, request: HttpRequest, form: Any, formsets: Any, add: bool
-    ) -> list[dict[str, Any]]:
+        self,
+        request: HttpRequest,
+        form: forms.Form,
+        formsets: Iterable[BaseFormSet[Any]],
+        add: bool = False,
+    ) -> list[dict[str, dict[str, list[str]]]]:
         # The read-only version inline is never saved, so its formsets have no saved
         # objects to report (Django's default reads ``formset.new_objects`` and fails).
         return super().construct_change_message(request, form, [], add)
 
 
-class AgentVersionForm(VersionFieldsMixin, forms.ModelForm):
+class AgentVersionForm(VersionFieldsMixin, VersionModelForm):
     config = _json_field()
 
     class Meta:
@@ -321,7 +366,7 @@ class AgentVersionForm(VersionFieldsMixin, forms.ModelForm):
 
 
 @admin.register(AgentVersion)
-class AgentVersionAdmin(ServiceErrorsAsMessages, admin.ModelAdmin):
+class AgentVersionAdmin(ServiceErrorsAsMessages, VersionModelAdmin):
     form = AgentVersionForm
     list_display = ["__str__", "stage", "config_hash", "created_by", "created_at"]
     list_filter = ["stage"]
@@ -349,7 +394,7 @@ class AgentVersionAdmin(ServiceErrorsAsMessages, admin.ModelAdmin):
             return ["agent", "version", "changelog", "pretty_config", *self.readonly_fields]
         return ["agent", "version", *self.readonly_fields]
 
-    def get_fields(self, request: HttpRequest, obj: AgentVersion | None = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: AgentVersion | None = None) -> _FieldGroups:
         if obj is not None and not obj.is_editable:
             return ["agent", "version", "changelog", "pretty_config", *self.readonly_fields]
         return ["agent", "version", "changelog", "config", *self.readonly_fields]
@@ -374,14 +419,22 @@ class AgentVersionAdmin(ServiceErrorsAsMessages, admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: AgentVersion | None = None) -> bool:
         return False
 
-    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+    def formfield_for_foreignkey(
+        self, db_field: ForeignKey[Any, Any], request: HttpRequest, **kwargs: Any
+    ) -> forms.ModelChoiceField[Any] | None:
         if db_field.name == "agent":
             kwargs["queryset"] = selectors.agent_visible_qs(
                 actor=actor_from_request(request), perm="agents.change_agent"
             )
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
-    def save_model(self, request: HttpRequest, obj: AgentVersion, form: Any, change: bool) -> None:
+    def save_model(
+        self,
+        request: HttpRequest,
+        obj: AgentVersion,
+        form: forms.ModelForm[AgentVersion],
+        change: bool,
+    ) -> None:
         actor = actor_from_request(request)
         data = form.cleaned_data
         if change:

@@ -134,14 +134,16 @@ class SimulatedToolCallSerializer(StrictSerializer):
 
 class SimulatedTurnSerializer(StrictSerializer):
     text = StrictCharField(max_length=100_000, allow_blank=True, default="", trim_whitespace=False)
-    tool_calls = SimulatedToolCallSerializer(many=True, default=list, max_length=20)
+    # many=True makes a ListSerializer, which takes max_length (the stubs omit it).
+    tool_calls = SimulatedToolCallSerializer(many=True, default=list, max_length=20)  # type: ignore[call-arg]
 
 
 class SimulationSerializer(StrictSerializer):
     """The script of the ``simulated`` provider (``integrations.llm.simulated``): what each
     turn answers, the final text, the latency and the failures to play."""
 
-    turns = SimulatedTurnSerializer(many=True, default=list, max_length=100)
+    # many=True makes a ListSerializer, which takes max_length (the stubs omit it).
+    turns = SimulatedTurnSerializer(many=True, default=list, max_length=100)  # type: ignore[call-arg]
     text = StrictCharField(max_length=100_000, allow_null=True, default=None, trim_whitespace=False)
     latency_ms = StrictIntegerField(min_value=0, max_value=600_000, default=0)
     fail_times = StrictIntegerField(min_value=0, max_value=100, default=0)
@@ -398,7 +400,7 @@ MERGED_KEYS = ("llm", "capabilities", "data_scope", "allowed_destinations", "tri
 
 def merge_config(base: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
     """``change`` (raw request fields) applied to a stored config, ready to validate whole."""
-    merged = json.loads(json.dumps(base))
+    merged: dict[str, Any] = json.loads(json.dumps(base))
     for key, value in change.items():
         if key in MERGED_KEYS and isinstance(value, dict) and isinstance(merged.get(key), dict):
             merged[key] = {**merged[key], **value}
@@ -419,7 +421,8 @@ def validated_config(raw: dict[str, Any]) -> dict[str, Any]:
     """Validate a whole config (raw or stored form); ValidationError with field paths if bad."""
     serializer = VersionConfigSerializer(data=raw)
     serializer.is_valid(raise_exception=True)
-    return serializer.validated_data["config"]
+    config: dict[str, Any] = serializer.validated_data["config"]
+    return config
 
 
 def config_hash(config: dict[str, Any]) -> str:

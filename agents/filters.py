@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, cast
+
 import django_filters
 from django.db.models import Q, QuerySet
 
 from agents.models import Agent
 
+if TYPE_CHECKING:
+    from django.utils.datastructures import MultiValueDict
 
-class AgentFilter(django_filters.FilterSet):
+
+class AgentFilter(django_filters.FilterSet):  # type: ignore[misc]  # django-filter has no types
     status = django_filters.MultipleChoiceFilter(
         choices=Agent.Status.choices,
         help_text="Repeat or comma-separate. Archived agents are listed only when asked for.",
@@ -26,11 +32,15 @@ class AgentFilter(django_filters.FilterSet):
         model = Agent
         fields = ["status", "tag", "owner", "team", "q"]
 
-    def __init__(self, data=None, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if hasattr(data, "getlist") and "status" in data:  # accept status=a,b as well as repeats
-            data = data.copy()
-            values = data.getlist("status")
-            data.setlist("status", [part for value in values for part in value.split(",") if part])
+    def __init__(self, data: Mapping[str, Any] | None = None, *args: Any, **kwargs: Any) -> None:
+        if hasattr(data, "getlist"):  # a QueryDict: accept status=a,b as well as repeats
+            query = cast("MultiValueDict[str, str]", data)
+            if "status" in query:
+                data = query = query.copy()
+                values = query.getlist("status")
+                query.setlist(
+                    "status", [part for value in values for part in value.split(",") if part]
+                )
         super().__init__(data, *args, **kwargs)
 
     def filter_queryset(self, queryset: QuerySet[Agent]) -> QuerySet[Agent]:

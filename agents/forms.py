@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
 
 from agents.config import validate_semver
 from agents.models import Agent
+
+if TYPE_CHECKING:
+    from rest_framework.exceptions import ErrorDetail
 
 
 class VersionCreateForm(forms.Form):
@@ -17,7 +20,9 @@ class VersionCreateForm(forms.Form):
     def __init__(self, *args: Any, agent: Agent, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         versions = list(agent.versions.order_by("-created_at").values_list("version", "stage"))
-        self.fields["clone_from"].choices = [(v, f"{v} ({stage})") for v, stage in versions]
+        cast(forms.ChoiceField, self.fields["clone_from"]).choices = [
+            (v, f"{v} ({stage})") for v, stage in versions
+        ]
         if versions and not self.is_bound:
             self.initial.setdefault("version", _next_patch(versions[0][0]))
 
@@ -27,7 +32,8 @@ class VersionCreateForm(forms.Form):
         try:
             return validate_semver(self.cleaned_data["version"])
         except ValidationError as exc:
-            raise forms.ValidationError(str(exc.detail[0])) from None
+            # Raised with one message: its detail is a list of one.
+            raise forms.ValidationError(str(cast("list[ErrorDetail]", exc.detail)[0])) from None
 
 
 class VersionEditForm(forms.Form):
@@ -92,7 +98,10 @@ class AgentRegisterForm(forms.Form):
 
     def __init__(self, *args: Any, teams: list[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["team"].choices = [("", "no team"), *[(name, name) for name in teams]]
+        cast(forms.ChoiceField, self.fields["team"]).choices = [
+            ("", "no team"),
+            *[(name, name) for name in teams],
+        ]
 
     def clean_config(self) -> dict[str, Any]:
         return json_object(self.cleaned_data["config"])

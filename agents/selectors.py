@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, TypedDict
 
 from django.db.models import Q, QuerySet
 from guardian.shortcuts import get_objects_for_user
@@ -12,8 +12,15 @@ from agents.models import Agent, AgentVersion
 from controlplane.access import Actor, can, is_admin
 from controlplane.errors import Forbidden, NotFound
 
+# One difference between two configs ("from" is a keyword: the functional form).
+ConfigChange = TypedDict("ConfigChange", {"field": str, "change": str, "from": Any, "to": Any})
+# Two versions compared: their names and the differences, the changelog's first.
+VersionDiff = TypedDict(
+    "VersionDiff", {"from": str, "to": str, "identical": bool, "changes": list[ConfigChange]}
+)
 
-def agent_ref_q(ref: Any, path: str = "") -> Q:
+
+def agent_ref_q(ref: str | uuid.UUID, path: str = "") -> Q:
     """An agent named by id or by name, as a filter; ``path`` leads to the agent from the
     model filtered (``"agent__"`` for runs, requests)."""
     try:
@@ -22,7 +29,7 @@ def agent_ref_q(ref: Any, path: str = "") -> Q:
         return Q(**{f"{path}name": ref})
 
 
-def agent_by_ref(ref: Any) -> Agent | None:
+def agent_by_ref(ref: str | uuid.UUID) -> Agent | None:
     """The agent by id or by name, whoever asks: for callers that authenticate otherwise
     (a signed webhook, the command line without a user). Its runnable versions come along."""
     agents = Agent.objects.select_related("production_version", "staging_version")
@@ -97,13 +104,13 @@ def agent_version_get(*, agent: Agent, version: str) -> AgentVersion:
     return found
 
 
-def config_diff(before: Any, after: Any, path: str = "") -> list[dict[str, Any]]:
+def config_diff(before: Any, after: Any, path: str = "") -> list[ConfigChange]:
     """Field-by-field differences between two configs, as dotted paths.
 
     Objects are compared key by key; lists and scalars as whole values.
     """
     if isinstance(before, dict) and isinstance(after, dict):
-        changes: list[dict[str, Any]] = []
+        changes: list[ConfigChange] = []
         for key in sorted(set(before) | set(after)):
             where = f"{path}.{key}" if path else key
             if key not in before:
@@ -120,7 +127,7 @@ def config_diff(before: Any, after: Any, path: str = "") -> list[dict[str, Any]]
     return []
 
 
-def agent_version_diff(*, older: AgentVersion, newer: AgentVersion) -> dict[str, Any]:
+def agent_version_diff(*, older: AgentVersion, newer: AgentVersion) -> VersionDiff:
     changes = config_diff(older.config, newer.config)
     if older.changelog != newer.changelog:
         changes.insert(

@@ -7,7 +7,8 @@ agent changes they subscribe to ``agent_changed`` and ``agent_tags_changed``.
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, cast
 
 from django.contrib.auth.models import Group, User
 from django.db import IntegrityError, transaction
@@ -40,12 +41,14 @@ def agent_snapshot(agent: Agent) -> dict[str, Any]:
         "status": agent.status,
         "description": agent.description,
         "owner_email": agent.owner_email,
-        "team": agent.team.name if agent.team_id else None,
+        "team": agent.team.name if agent.team is not None else None,
         "tags": sorted(tag.name for tag in agent.tags.all()),
         "production_version": agent.production_version.version
-        if agent.production_version_id
+        if agent.production_version is not None
         else None,
-        "staging_version": agent.staging_version.version if agent.staging_version_id else None,
+        "staging_version": agent.staging_version.version
+        if agent.staging_version is not None
+        else None,
     }
 
 
@@ -73,7 +76,9 @@ def _resolve_team(actor: Actor, name: str | None) -> Group | None:
     group = Group.objects.filter(name=name).first()
     if group is None:
         raise Invalid.field("team", f"No group named {name!r}.", "not_found")
-    if not actor_is_admin(actor) and not actor.user.groups.filter(pk=group.pk).exists():
+    # The callers checked the actor's right first (``require``): there is a user.
+    user = cast(User, actor.user)
+    if not actor_is_admin(actor) and not user.groups.filter(pk=group.pk).exists():
         raise Invalid.field(
             "team", "You can only share an agent with a group you belong to.", "not_member"
         )
@@ -379,7 +384,7 @@ def agent_version_promote(
     now = timezone.now()
     before_agent = agent_snapshot(agent)
     if target.stage == AgentVersion.Stage.DRAFT:
-        if agent.staging_version_id:
+        if agent.staging_version is not None:
             _retire(actor, agent.staging_version, now)
         _set_stage(actor, target, AgentVersion.Stage.STAGING, now)
         agent.staging_version = target
@@ -418,7 +423,7 @@ def agent_rollback(*, actor: Actor, agent: Agent) -> AgentVersion:
     agent = agent_locked(agent)
     current = agent.production_version
     previous = current.previous_production if current else None
-    if previous is None:
+    if current is None or previous is None:
         raise Conflict(
             f"Agent {agent.name!r} has no previous production version to roll back to.",
             code="no_previous_production",
@@ -440,7 +445,7 @@ def agent_rollback(*, actor: Actor, agent: Agent) -> AgentVersion:
     return previous
 
 
-def _set_stage(actor: Actor, version: AgentVersion, stage: str, now: Any) -> None:
+def _set_stage(actor: Actor, version: AgentVersion, stage: str, now: datetime) -> None:
     before = {"stage": version.stage}
     version.stage = stage
     version.stage_changed_at = now
@@ -454,7 +459,7 @@ def _set_stage(actor: Actor, version: AgentVersion, stage: str, now: Any) -> Non
     )
 
 
-def _retire(actor: Actor, version: AgentVersion, now: Any) -> None:
+def _retire(actor: Actor, version: AgentVersion, now: datetime) -> None:
     _set_stage(actor, version, AgentVersion.Stage.RETIRED, now)
 
 
@@ -470,8 +475,12 @@ def agent_access_set(
     """Give one user or group exactly ``perms`` (codenames) on the agent. Sharing is the
     owner's right: it takes the right to delete the agent."""
     require(actor, "agents.delete_agent", agent)
-    holder = user if user is not None else group
-    if holder is None:
+    holder: User | Group
+    if user is not None:
+        holder, who = user, {"user": user.get_username()}
+    elif group is not None:
+        holder, who = group, {"group": group.name}
+    else:
         raise Invalid("Name a user or a group.")
     current = set(
         get_user_perms(user, agent) if user is not None else get_group_perms(group, agent)
@@ -482,7 +491,6 @@ def agent_access_set(
     for perm in wanted - current:
         assign_perm(perm, holder, agent)
     if wanted != current:
-        who = {"user": user.get_username()} if user is not None else {"group": group.name}
         audit_record(
             actor=actor,
             action="agent.access_changed",

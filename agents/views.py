@@ -5,7 +5,7 @@ apps add to these pages (the Run form, recent runs, the schedule) are ``agents.s
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -33,6 +33,16 @@ from controlplane.access import Actor, actor_from_request, can
 from controlplane.errors import NotFound, ServiceError, flatten_errors
 from controlplane.roles import Role
 from controlplane.views import paginate, render_page
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+    from django_htmx.middleware import HtmxDetails
+
+    class HtmxHttpRequest(HttpRequest):
+        """A request through django-htmx's middleware (``request.htmx``)."""
+
+        htmx: HtmxDetails
+
 
 ACTIONS = ("activate", "pause", "deprecate", "archive", "promote", "rollback")
 
@@ -125,7 +135,7 @@ def agent_detail(request: HttpRequest, name: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def agent_action(request: HttpRequest, name: str, action: str) -> HttpResponse:
+def agent_action(request: HtmxHttpRequest, name: str, action: str) -> HttpResponse:
     actor = actor_from_request(request)
     agent = agent_or_404(actor, name)
     if action not in ACTIONS:
@@ -196,10 +206,9 @@ def agent_new(request: HttpRequest) -> HttpResponse:
     actor = actor_from_request(request)
     if not can(actor, "agents.add_agent"):
         raise PermissionDenied
-    teams = sorted(request.user.groups.exclude(name__in=Role.values).values_list("name", flat=True))
-    form = AgentRegisterForm(
-        request.POST or None, teams=teams, initial={"owner_email": request.user.email}
-    )
+    user = cast("User", request.user)  # login_required: signed in
+    teams = sorted(user.groups.exclude(name__in=Role.values).values_list("name", flat=True))
+    form = AgentRegisterForm(request.POST or None, teams=teams, initial={"owner_email": user.email})
     status = 200
     if request.method == "POST":
         status = 400
@@ -300,7 +309,7 @@ def version_edit(request: HttpRequest, name: str, version: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def agent_webhook_rotate(request: HttpRequest, name: str) -> HttpResponse:
+def agent_webhook_rotate(request: HtmxHttpRequest, name: str) -> HttpResponse:
     """A new webhook secret, shown once (never cached), with what a sender needs."""
     actor = actor_from_request(request)
     agent = agent_or_404(actor, name)

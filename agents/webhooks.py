@@ -18,10 +18,11 @@ import hashlib
 import hmac
 import secrets
 import time
-from typing import Any
+from typing import TypedDict
 
 from django.core.cache import cache
 from django.db import transaction
+from django.http import HttpRequest
 from django.urls import reverse
 
 from agents.models import Agent
@@ -34,6 +35,12 @@ from integrations.vault import decrypt, encrypt
 TIMESTAMP_HEADER = "X-ControlPlane-Timestamp"
 SIGNATURE_HEADER = "X-ControlPlane-Signature"
 MAX_AGE_SECONDS = 300
+
+
+class WebhookInstructions(TypedDict):
+    secret: str
+    url: str
+    headers: dict[str, str]
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -60,7 +67,7 @@ def verify_webhook(agent: Agent, *, timestamp: str, signature: str, body: bytes)
         raise Unauthenticated("This signature was already used (a replay).")
 
 
-def webhook_instructions(request: Any, agent: Agent, secret: str) -> dict[str, Any]:
+def webhook_instructions(request: HttpRequest, agent: Agent, secret: str) -> WebhookInstructions:
     """What a sender needs, shown once after a rotation."""
     return {
         "secret": secret,
@@ -96,4 +103,5 @@ def agent_webhook_secret_rotate(*, actor: Actor, agent: Agent) -> str:
 def agent_webhook_secret(agent: Agent) -> str | None:
     if not agent.webhook_secret_ciphertext:
         return None
-    return decrypt(agent.webhook_secret_ciphertext)["secret"]
+    secret: str = decrypt(agent.webhook_secret_ciphertext)["secret"]
+    return secret

@@ -3,7 +3,8 @@ and every write through ``policies.services`` (which decide who may, and audit).
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -22,8 +23,19 @@ from policies.forms import tag_names
 from policies.models import Policy
 from policies.rules import validated_rules
 
+if TYPE_CHECKING:
+    from django.db.models import ForeignKey
+    from django.forms import BaseFormSet
 
-class PolicyAdminForm(forms.ModelForm):
+    # Django's admin and form classes take their model as a type argument only in the stubs.
+    PolicyModelForm = forms.ModelForm[Policy]
+    PolicyModelAdmin = admin.ModelAdmin[Policy]
+else:
+    PolicyModelForm = forms.ModelForm
+    PolicyModelAdmin = admin.ModelAdmin
+
+
+class PolicyAdminForm(PolicyModelForm):
     target_tags = forms.CharField(
         required=False, help_text="For a policy that applies to a tag: tag names, comma-separated."
     )
@@ -58,7 +70,7 @@ class PolicyAdminForm(forms.ModelForm):
         return tag_names(self.cleaned_data["target_tags"])
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        cleaned = cast(dict[str, Any], super().clean())  # a Form's clean: its cleaned_data
         policy_type, rules = cleaned.get("policy_type"), cleaned.get("rules")
         if policy_type and "rules" in cleaned:
             try:
@@ -73,7 +85,7 @@ class PolicyAdminForm(forms.ModelForm):
 
 
 @admin.register(Policy)
-class PolicyAdmin(ServiceErrorsAsMessages, admin.ModelAdmin):
+class PolicyAdmin(ServiceErrorsAsMessages, PolicyModelAdmin):
     form = PolicyAdminForm
     list_display = ["policy_name", "policy_type", "applies_to", "target", "enabled", "priority"]
     list_filter = ["policy_type", "applies_to", "enabled"]
@@ -99,29 +111,35 @@ class PolicyAdmin(ServiceErrorsAsMessages, admin.ModelAdmin):
         return "all agents"
 
     # The role decides which pages and buttons show; each policy is checked by the service.
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_view_permission(self, request: HttpRequest, obj: Policy | None = None) -> bool:
         return can(actor_from_request(request), "policies.view_policy")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return can(actor_from_request(request), "policies.add_policy")
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Policy | None = None) -> bool:
         return can(actor_from_request(request), "policies.change_policy")
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Policy | None = None) -> bool:
         return can(actor_from_request(request), "policies.delete_policy")
 
-    def get_form(self, request: HttpRequest, obj: Policy | None = None, **kwargs: Any) -> Any:
+    def get_form(
+        self, request: HttpRequest, obj: Policy | None = None, change: bool = False, **kwargs: Any
+    ) -> type[forms.ModelForm[Policy]]:
         if obj is not None and not self.has_change_permission(request, obj):
             kwargs["form"] = forms.ModelForm  # read only: no declared fields to fill in
-        return super().get_form(request, obj, **kwargs)
+        return super().get_form(request, obj, change, **kwargs)
 
-    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+    def formfield_for_foreignkey(
+        self, db_field: ForeignKey[Any, Any], request: HttpRequest, **kwargs: Any
+    ) -> forms.ModelChoiceField[Any] | None:
         if db_field.name == "target_agent":
             kwargs["queryset"] = agent_visible_qs(actor=actor_from_request(request))
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
-    def save_model(self, request: HttpRequest, obj: Policy, form: Any, change: bool) -> None:
+    def save_model(
+        self, request: HttpRequest, obj: Policy, form: forms.ModelForm[Policy], change: bool
+    ) -> None:
         actor = actor_from_request(request)
         data = {name: form.cleaned_data[name] for name in PolicyAdminForm.Meta.fields}
         if change:
@@ -132,14 +150,20 @@ class PolicyAdmin(ServiceErrorsAsMessages, admin.ModelAdmin):
         obj._state.adding = False
         obj.refresh_from_db()
 
-    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+    def save_related(
+        self,
+        request: HttpRequest,
+        form: forms.ModelForm[Policy],
+        formsets: Iterable[BaseFormSet[Any]],
+        change: bool,
+    ) -> None:
         pass  # target tags are set by the service
 
     def delete_model(self, request: HttpRequest, obj: Policy) -> None:
         services.policy_delete(actor=actor_from_request(request), policy=obj)
 
     def delete_view(
-        self, request: HttpRequest, object_id: str, extra_context: Any = None
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         try:
             return super().delete_view(request, object_id, extra_context)
@@ -147,14 +171,17 @@ class PolicyAdmin(ServiceErrorsAsMessages, admin.ModelAdmin):
             self.message_user(request, exc.message, messages.ERROR)
             return HttpResponseRedirect(reverse("admin:policies_policy_change", args=[object_id]))
 
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+    def get_actions(
+        self, request: HttpRequest
+    ) -> dict[str, tuple[Callable[..., str], str, str] | None]:
         actions = super().get_actions(request)
         if "delete_selected" in actions:
             # Django's own deletes the rows in bulk; each policy goes through the service.
-            actions["delete_selected"] = (
+            # (The stubs type an action as returning str: it returns a response or None.)
+            actions["delete_selected"] = (  # type: ignore[assignment]
                 PolicyAdmin.delete_selected_policies,
                 "delete_selected",
-                delete_selected.short_description,
+                delete_selected.short_description,  # type: ignore[attr-defined]  # by @action
             )
         return actions
 

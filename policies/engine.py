@@ -23,14 +23,14 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.utils import timezone
 
 from policies import counters
 from policies.types import all_types, policy_type, reservation_maker
 from policies.types.base import QUEUE_RETRY as QUEUE_RETRY  # executions waits by it too
-from policies.types.base import Compiled, Evaluation, Reservation, StillGoing
+from policies.types.base import Compiled, Evaluation, PolicyRow, Reservation, StillGoing
 
 if TYPE_CHECKING:
     from agents.models import Agent, AgentVersion
@@ -97,7 +97,7 @@ class Decision:
 # --- the compiled index -----------------------------------------------------------------------
 
 
-def compile_policy(row: dict[str, Any]) -> Compiled[Any]:
+def compile_policy(row: PolicyRow) -> Compiled[Any]:
     """A policy row as the index holds it, compiled by its type (its evaluation resolved,
     what it needs ahead compiled) once per build rather than per decision."""
     return policy_type(row["policy_type"]).compile(row)
@@ -105,13 +105,13 @@ def compile_policy(row: dict[str, Any]) -> Compiled[Any]:
 
 @dataclass
 class PolicyIndex:
-    version: bytes
+    version: bytes | None  # None only if the token vanished between writing and reading it
     everyone: list[Compiled[Any]]
     by_agent: dict[str, list[Compiled[Any]]]
     by_tag: dict[str, list[Compiled[Any]]]
     agent_tags: dict[str, tuple[str, ...]]
 
-    def for_agent(self, agent_id: Any) -> list[Compiled[Any]]:
+    def for_agent(self, agent_id: uuid.UUID | str) -> list[Compiled[Any]]:
         """Every enabled policy that applies, in priority order, without scanning the rest
         (a tag policy reaches an agent through several of its tags only once)."""
         key = str(agent_id)
@@ -126,7 +126,7 @@ class PolicyIndex:
         return applicable
 
 
-def build_index(version: bytes) -> PolicyIndex:
+def build_index(version: bytes | None) -> PolicyIndex:
     """Every enabled policy compiled and filed by scope (three queries, whatever the count)."""
     from agents.models import Agent
     from policies.models import Policy
@@ -175,10 +175,11 @@ def current_index() -> PolicyIndex:
     one, so no process can mistake an old index for the current one."""
     global _index
     connection = counters.client()
-    version = connection.get(VERSION_KEY)
+    # The client does not decode responses: the token is bytes (None if the key is gone).
+    version = cast("bytes | None", connection.get(VERSION_KEY))
     if version is None:
         connection.set(VERSION_KEY, uuid.uuid4().hex, nx=True)
-        version = connection.get(VERSION_KEY)
+        version = cast("bytes | None", connection.get(VERSION_KEY))
     index = _index
     if index is not None and index.version == version:
         return index

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import django_filters
 from django.db.models import QuerySet
 
@@ -15,7 +13,7 @@ from policies.models import Policy
 from policies.selectors import policies_applying_to
 
 
-class PolicyFilter(django_filters.FilterSet):
+class PolicyFilter(django_filters.FilterSet):  # type: ignore[misc]  # django-filter has no types
     """Give it the request: ``agent`` is looked up among the agents its user may see."""
 
     type = django_filters.ChoiceFilter(
@@ -38,9 +36,11 @@ class PolicyFilter(django_filters.FilterSet):
         model = Policy
         fields = ["type", "scope", "enabled", "agent", "tag"]
 
+    _resolved: Agent | None  # the ``agent`` filter's agent, once looked up
+
     def is_valid(self) -> bool:
         # An agent the user may not see is an error on the filter, as an unknown one is.
-        valid = super().is_valid()
+        valid: bool = super().is_valid()
         ref = self.form.cleaned_data.get("agent") if valid else None
         if ref and self._agent() is None:
             self.form.add_error("agent", f"No agent {ref!r}.")
@@ -56,6 +56,6 @@ class PolicyFilter(django_filters.FilterSet):
                 self._resolved = None
         return self._resolved
 
-    def filter_agent(self, queryset: QuerySet[Policy], name: str, value: Any) -> QuerySet[Policy]:
+    def filter_agent(self, queryset: QuerySet[Policy], name: str, value: str) -> QuerySet[Policy]:
         agent = self._agent()
         return queryset.none() if agent is None else policies_applying_to(queryset, agent=agent)

@@ -10,7 +10,7 @@ valid is decided once, by the type's rules serializer, whose errors (with their 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
 from django.db.models import QuerySet
@@ -26,6 +26,9 @@ from policies.types.base import APPROVABLE_ACTIONS, COMPLEXITIES
 from policies.types.fields import RulesForm, pairs
 from policies.types.fields import timezones as timezones  # the console's zone suggestions
 
+if TYPE_CHECKING:
+    from rest_framework.exceptions import ErrorDetail
+
 
 def tag_names(text: str) -> list[str]:
     """Tag names from "a, b c" (commas or spaces), each checked as the API checks it."""
@@ -34,7 +37,9 @@ def tag_names(text: str) -> list[str]:
         try:
             validate_tag(name)
         except ValidationError as exc:
-            raise forms.ValidationError(f"{name!r}: {exc.detail[0]}") from None
+            # Raised with one message: its detail is a list of one.
+            message = cast("list[ErrorDetail]", exc.detail)[0]
+            raise forms.ValidationError(f"{name!r}: {message}") from None
     return list(dict.fromkeys(names))
 
 
@@ -69,7 +74,7 @@ class PolicyForm(forms.Form):
 
     def __init__(self, *args: Any, agents: QuerySet[Agent], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["target_agent"].queryset = agents
+        cast("forms.ModelChoiceField[Agent]", self.fields["target_agent"]).queryset = agents
 
     @staticmethod
     def initial_for(policy: Policy) -> dict[str, Any]:
@@ -87,7 +92,7 @@ class PolicyForm(forms.Form):
         return tag_names(self.cleaned_data["target_tags"])
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        cleaned = cast(dict[str, Any], super().clean())  # a Form's clean: its cleaned_data
         # A missing target is a field error, before any question of who may write it.
         if (
             cleaned.get("applies_to") == Policy.Scope.AGENT
@@ -152,7 +157,7 @@ class DryRunForm(forms.Form):
 
     def __init__(self, *args: Any, agents: QuerySet[Agent], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["agent"].queryset = agents
+        cast("forms.ModelChoiceField[Agent]", self.fields["agent"]).queryset = agents
 
     def clean_action(self) -> str:
         return self.cleaned_data["action"] or "execute"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 PII: dict[str, re.Pattern[str]] = {
@@ -46,6 +47,10 @@ def _is_pii(kind: str, match: str) -> bool:
         digits = re.sub(r"\D", "", match)
         return 13 <= len(digits) <= 19 and _luhn(digits)
     return True
+
+
+def _redacted_if_pii(kind: str, match: re.Match[str]) -> str:
+    return REDACTED if _is_pii(kind, match.group()) else match.group()
 
 
 @dataclass(frozen=True)
@@ -97,9 +102,7 @@ def redact(
         return value
     if rules.get("pii") == "redact":
         for kind, pattern in PII.items():
-            value = pattern.sub(
-                lambda m, k=kind: REDACTED if _is_pii(k, m.group()) else m.group(), value
-            )
+            value = pattern.sub(partial(_redacted_if_pii, kind), value)
     for _, pattern, action in patterns:
         if action == "redact":
             value = pattern.sub(REDACTED, value)

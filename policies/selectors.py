@@ -29,7 +29,7 @@ def policy_list(*, actor: Actor) -> QuerySet[Policy]:
     )
 
 
-def policy_get(*, actor: Actor, pk: Any) -> Policy:
+def policy_get(*, actor: Actor, pk: str | uuid.UUID) -> Policy:
     try:
         key = uuid.UUID(str(pk))
     except ValueError:

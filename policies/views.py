@@ -6,11 +6,13 @@ enable / disable / delete, and the dry run. Every write goes through
 from __future__ import annotations
 
 import json
-from typing import Any
+import uuid
+from typing import TYPE_CHECKING
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -18,14 +20,25 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 from rest_framework.exceptions import ValidationError
 
+from agents.models import Agent
 from agents.selectors import agent_list, agent_visible_qs
 from controlplane.access import Actor, actor_from_request, can
 from controlplane.errors import Invalid, NotFound, ServiceError
 from controlplane.views import paginate, render_page
 from policies import selectors, services
 from policies.filters import PolicyFilter
-from policies.forms import DryRunForm, PolicyForm, RulesForm, rules_form_for
+from policies.forms import DryRunForm, PolicyForm, rules_form_for
 from policies.models import Policy
+from policies.types.fields import RulesForm
+
+if TYPE_CHECKING:
+    from django_htmx.middleware import HtmxDetails
+
+    class HtmxHttpRequest(HttpRequest):
+        """A request through django-htmx's middleware (``request.htmx``)."""
+
+        htmx: HtmxDetails
+
 
 FILTER_FIELDS = PolicyFilter.Meta.fields
 # Where a service's field error is shown on the page's forms.
@@ -37,7 +50,7 @@ def _require_view(actor: Actor) -> None:
         raise PermissionDenied("Your role may not view policies.")
 
 
-def _policy_or_404(actor: Actor, pk: Any) -> Policy:
+def _policy_or_404(actor: Actor, pk: uuid.UUID) -> Policy:
     _require_view(actor)
     try:
         return selectors.policy_get(actor=actor, pk=pk)
@@ -84,7 +97,7 @@ def policy_list(request: HttpRequest) -> HttpResponse:
 # --- the form --------------------------------------------------------------------------------
 
 
-def _target_agents(actor: Actor) -> Any:
+def _target_agents(actor: Actor) -> QuerySet[Agent]:
     """The agents a policy may target here: the ones the user may change."""
     return agent_visible_qs(actor=actor, perm="agents.change_agent").order_by("name")
 
@@ -148,7 +161,7 @@ def _form_page(request: HttpRequest, actor: Actor, policy: Policy | None) -> Htt
         )
         rules_class = rules_form_for(policy_type)
         same = policy is not None and rules_class.policy_type == policy.policy_type
-        rules_form = rules_class(rules=policy.rules if same else None)
+        rules_form = rules_class(rules=policy.rules if same and policy is not None else None)
         if policy is not None and not switching:
             initial = PolicyForm.initial_for(policy)
         elif switching:
@@ -183,7 +196,7 @@ def policy_new(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def policy_edit(request: HttpRequest, pk: Any) -> HttpResponse:
+def policy_edit(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
     actor = actor_from_request(request)
     return _form_page(request, actor, _policy_or_404(actor, pk))
 
@@ -193,7 +206,7 @@ def policy_edit(request: HttpRequest, pk: Any) -> HttpResponse:
 
 @login_required
 @require_POST
-def policy_toggle(request: HttpRequest, pk: Any, enabled: bool) -> HttpResponse:
+def policy_toggle(request: HtmxHttpRequest, pk: uuid.UUID, enabled: bool) -> HttpResponse:
     actor = actor_from_request(request)
     policy = _policy_or_404(actor, pk)
     status, error = 200, ""
@@ -218,7 +231,7 @@ def policy_toggle(request: HttpRequest, pk: Any, enabled: bool) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def policy_delete(request: HttpRequest, pk: Any) -> HttpResponse:
+def policy_delete(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
     """GET asks to confirm; POST deletes."""
     actor = actor_from_request(request)
     policy = _policy_or_404(actor, pk)

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
+from django.contrib.auth.models import Group, User
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
@@ -14,19 +15,21 @@ from agents.config import (
     validate_semver,
     validate_tag,
 )
-from agents.models import Agent, AgentVersion
+from agents.models import Agent, AgentVersion, Tag
+from agents.selectors import ConfigChange, VersionDiff
 from controlplane.serializers import StrictCharField, StrictEmailField, StrictSerializer
 
 # --- input ------------------------------------------------------------------------------------
 
 
-class AgentFieldsSerializer(serializers.Serializer):
+class AgentFieldsSerializer(serializers.Serializer[Any]):
     """The agent's own fields (the rest of a payload is its version's config)."""
 
     owner_email = StrictEmailField(max_length=255, required=False)
     description = StrictCharField(max_length=10_000, allow_blank=True, required=False)
     tags = serializers.ListField(
-        child=StrictCharField(max_length=50, validators=[validate_tag]),
+        # DRF ignores what a validator returns (these return the value for their other callers).
+        child=StrictCharField(max_length=50, validators=[validate_tag]),  # type: ignore[list-item]
         required=False,
         max_length=50,
     )
@@ -39,8 +42,9 @@ class AgentFieldsSerializer(serializers.Serializer):
 class AgentCreateSerializer(AgentFieldsSerializer, VersionConfigSerializer):
     """Seed 000's "Register New Agent" payload: the agent and its first version's config."""
 
-    name = StrictCharField(max_length=100, validators=[validate_name])
-    version = StrictCharField(max_length=50, validators=[validate_semver])
+    # DRF ignores what a validator returns (these return the value for their other callers).
+    name = StrictCharField(max_length=100, validators=[validate_name])  # type: ignore[list-item]
+    version = StrictCharField(max_length=50, validators=[validate_semver])  # type: ignore[list-item]
 
 
 class ConfigChangeMixin(VersionConfigSerializer):
@@ -72,7 +76,8 @@ class AgentUpdateSerializer(AgentFieldsSerializer, ConfigChangeMixin):
 class VersionCreateSerializer(ConfigChangeMixin):
     """A new draft version: a whole config, or ``clone_from`` another version plus changes."""
 
-    version = StrictCharField(max_length=50, validators=[validate_semver])
+    # DRF ignores what a validator returns (this one returns the value for its other callers).
+    version = StrictCharField(max_length=50, validators=[validate_semver])  # type: ignore[list-item]
     clone_from = StrictCharField(max_length=50, required=False)
     changelog = StrictCharField(max_length=10_000, allow_blank=True, required=False)
 
@@ -103,7 +108,7 @@ class PromoteSerializer(StrictSerializer):
 
 
 class DiffQuerySerializer(StrictSerializer):
-    def get_fields(self) -> dict[str, serializers.Field]:
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
         # "from" is a Python keyword: declare the fields here rather than as attributes.
         return {"from": StrictCharField(max_length=50), "to": StrictCharField(max_length=50)}
 
@@ -111,12 +116,12 @@ class DiffQuerySerializer(StrictSerializer):
 # --- output -----------------------------------------------------------------------------------
 
 
-class AgentVersionSerializer(serializers.ModelSerializer):
+class AgentVersionSerializer(serializers.ModelSerializer[AgentVersion]):
     version_id = serializers.UUIDField(source="id", read_only=True)
     agent_id = serializers.UUIDField(read_only=True)
     stage = serializers.ChoiceField(choices=AgentVersion.Stage.choices, read_only=True)
     previous_production = serializers.SerializerMethodField()
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField[User](slug_field="username", read_only=True)
     config = serializers.JSONField(read_only=True)
 
     class Meta:
@@ -138,18 +143,22 @@ class AgentVersionSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_previous_production(self, obj: AgentVersion) -> str | None:
-        return obj.previous_production.version if obj.previous_production_id else None
+        return obj.previous_production.version if obj.previous_production is not None else None
 
 
-class AgentSerializer(serializers.ModelSerializer):
+class AgentSerializer(serializers.ModelSerializer[Agent]):
     agent_id = serializers.UUIDField(source="id", read_only=True)
     status = serializers.ChoiceField(choices=Agent.Status.choices, read_only=True)
-    owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    team = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    tags = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
-    production_version = serializers.SlugRelatedField(slug_field="version", read_only=True)
-    staging_version = serializers.SlugRelatedField(slug_field="version", read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    owner = serializers.SlugRelatedField[User](slug_field="username", read_only=True)
+    team = serializers.SlugRelatedField[Group](slug_field="name", read_only=True)
+    tags = serializers.SlugRelatedField[Tag](slug_field="name", many=True, read_only=True)
+    production_version = serializers.SlugRelatedField[AgentVersion](
+        slug_field="version", read_only=True
+    )
+    staging_version = serializers.SlugRelatedField[AgentVersion](
+        slug_field="version", read_only=True
+    )
+    created_by = serializers.SlugRelatedField[User](slug_field="username", read_only=True)
     links = serializers.SerializerMethodField()
 
     class Meta:
@@ -193,11 +202,15 @@ class AgentDetailSerializer(AgentSerializer):
     def get_versions(self, obj: Agent) -> list[dict[str, Any]]:
         from agents.selectors import agent_versions
 
-        return AgentVersionSerializer(agent_versions(agent=obj), many=True).data
+        # many=True makes a ListSerializer, whose data is a list (the stubs see one object).
+        return cast(
+            "list[dict[str, Any]]",
+            AgentVersionSerializer(agent_versions(agent=obj), many=True).data,
+        )
 
 
-class ConfigChangeSerializer(serializers.Serializer):
-    def get_fields(self) -> dict[str, serializers.Field]:
+class ConfigChangeSerializer(serializers.Serializer[ConfigChange]):
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
         return {
             "field": serializers.CharField(help_text="Dotted path in the config, e.g. llm.model"),
             "change": serializers.ChoiceField(choices=["added", "removed", "changed"]),
@@ -206,8 +219,8 @@ class ConfigChangeSerializer(serializers.Serializer):
         }
 
 
-class VersionDiffSerializer(serializers.Serializer):
-    def get_fields(self) -> dict[str, serializers.Field]:
+class VersionDiffSerializer(serializers.Serializer[VersionDiff]):
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
         return {
             "from": serializers.CharField(),
             "to": serializers.CharField(),

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
-
+from django.db.models import QuerySet
 from drf_spectacular.utils import (
     OpenApiParameter,
     extend_schema,
@@ -27,7 +26,7 @@ from agents.api.serializers import (
     VersionUpdateSerializer,
 )
 from agents.filters import AgentFilter
-from agents.models import Agent
+from agents.models import Agent, AgentVersion
 from agents.webhooks import agent_webhook_secret_rotate, webhook_instructions
 from controlplane.access import Actor, actor_from_request, can
 from controlplane.errors import Forbidden
@@ -48,7 +47,7 @@ REF = OpenApiParameter(
 )
 # Other apps' endpoints under /agents/{ref}/ are their own views, routed beside this one:
 # execute (executions.api.views), schedule (schedules.api).
-class AgentViewSet(viewsets.GenericViewSet):
+class AgentViewSet(viewsets.GenericViewSet[Agent]):
     """The agent registry (seed 000, "Agent Management")."""
 
     queryset = Agent.objects.none()
@@ -61,10 +60,10 @@ class AgentViewSet(viewsets.GenericViewSet):
     def actor(self) -> Actor:
         return actor_from_request(self.request)
 
-    def get_queryset(self) -> Any:
+    def get_queryset(self) -> QuerySet[Agent]:
         return selectors.agent_list(actor=self.actor)
 
-    def get_object(self, perm: str = "agents.view_agent") -> Agent:  # type: ignore[override]
+    def get_object(self, perm: str = "agents.view_agent") -> Agent:
         return selectors.agent_get(actor=self.actor, ref=self.kwargs["ref"], perm=perm)
 
     def _detail(self, agent: Agent, status_code: int = status.HTTP_200_OK) -> Response:
@@ -172,7 +171,9 @@ class AgentViewSet(viewsets.GenericViewSet):
     def versions(self, request: Request, ref: str) -> Response:
         if request.method == "GET":
             agent = self.get_object()
-            page = self.paginate_queryset(selectors.agent_versions(agent=agent))
+            versions = selectors.agent_versions(agent=agent)
+            # The viewset's model is the agent: its stubs do not expect another model's page.
+            page: list[AgentVersion] | None = self.paginate_queryset(versions)  # type: ignore[arg-type]
             return self.get_paginated_response(AgentVersionSerializer(page, many=True).data)
         agent = self.get_object("agents.change_agent")
         serializer = VersionCreateSerializer(data=request.data)

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.models import User
 from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail
 
 from agents.config import validate_tag
-from agents.models import Agent
+from agents.models import Agent, Tag
 from agents.selectors import agent_get
 from controlplane.access import actor_from_request
 from controlplane.errors import NotFound
@@ -40,7 +41,8 @@ class PolicyWriteSerializer(StrictSerializer):
         help_text="For a policy that applies to one agent: the agent's id or name.",
     )
     target_tags = serializers.ListField(
-        child=StrictCharField(max_length=50, validators=[validate_tag]),
+        # DRF ignores what a validator returns (this one returns the value for its other callers).
+        child=StrictCharField(max_length=50, validators=[validate_tag]),  # type: ignore[list-item]
         required=False,
         max_length=50,
         help_text="For a policy that applies to a tag: the tag names.",
@@ -90,7 +92,8 @@ class PolicyUpdateSerializer(PolicyWriteSerializer):
 class TargetField(serializers.JSONField):
     default_error_messages = {"invalid": "Must be a string or a list of strings."}
 
-    def to_internal_value(self, data: Any) -> str | list[str]:
+    # JSONField's stubs expect an object or a list of objects; this one takes strings.
+    def to_internal_value(self, data: Any) -> str | list[str]:  # type: ignore[override]
         if isinstance(data, str) and len(data) <= 2000:
             return data
         if (
@@ -136,7 +139,7 @@ class EvaluateSerializer(StrictSerializer):
 # --- output -----------------------------------------------------------------------------------
 
 
-class PolicySerializer(serializers.ModelSerializer):
+class PolicySerializer(serializers.ModelSerializer[Policy]):
     policy_id = serializers.UUIDField(source="id", read_only=True)
     policy_type = serializers.ChoiceField(choices=Policy.Type.choices, read_only=True)
     applies_to = serializers.ChoiceField(choices=Policy.Scope.choices, read_only=True)
@@ -144,9 +147,9 @@ class PolicySerializer(serializers.ModelSerializer):
     target_agent_name = serializers.CharField(
         source="target_agent.name", read_only=True, allow_null=True, default=None
     )
-    target_tags = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
+    target_tags = serializers.SlugRelatedField[Tag](slug_field="name", many=True, read_only=True)
     rules = serializers.JSONField(read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField[User](slug_field="username", read_only=True)
 
     class Meta:
         model = Policy
@@ -168,7 +171,7 @@ class PolicySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class TraceEntrySerializer(serializers.Serializer):
+class TraceEntrySerializer(serializers.Serializer[dict[str, Any]]):
     policy_id = serializers.UUIDField()
     policy_name = serializers.CharField()
     policy_type = serializers.ChoiceField(choices=Policy.Type.choices)
@@ -177,7 +180,7 @@ class TraceEntrySerializer(serializers.Serializer):
     reason = serializers.CharField()
 
 
-class DecisionSerializer(serializers.Serializer):
+class DecisionSerializer(serializers.Serializer[dict[str, Any]]):
     """The engine's decision (``policies.engine.Decision.as_dict``), for the schema."""
 
     outcome = serializers.ChoiceField(

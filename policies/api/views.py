@@ -1,7 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
-
+from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
@@ -29,7 +28,7 @@ POLICY_ID = OpenApiParameter("id", str, OpenApiParameter.PATH, description="The 
     retrieve=extend_schema(summary="Get a policy", parameters=[POLICY_ID]),
     destroy=extend_schema(summary="Delete a policy", parameters=[POLICY_ID]),
 )
-class PolicyViewSet(viewsets.GenericViewSet):
+class PolicyViewSet(viewsets.GenericViewSet[Policy]):
     """Policies (seed 000, "Policy Management"): every role that may view policies reads
     them all; who may write is decided by ``policies.services``."""
 
@@ -42,10 +41,10 @@ class PolicyViewSet(viewsets.GenericViewSet):
     def actor(self) -> Actor:
         return actor_from_request(self.request)
 
-    def get_queryset(self) -> Any:
+    def get_queryset(self) -> QuerySet[Policy]:
         return selectors.policy_list(actor=self.actor)
 
-    def get_object(self) -> Policy:  # type: ignore[override]
+    def get_object(self) -> Policy:
         return selectors.policy_get(actor=self.actor, pk=self.kwargs["pk"])
 
     def _detail(self, policy: Policy, status_code: int = status.HTTP_200_OK) -> Response:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar
 
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
@@ -46,7 +46,19 @@ StillGoing = Callable[[list[str]], set[str]]
 T = TypeVar("T")
 
 
-def rules_list(child: serializers.Field, **kwargs: Any) -> serializers.ListField:
+class PolicyRow(TypedDict):
+    """A policy as the index is built from it (``Policy.objects.values(...)``)."""
+
+    id: uuid.UUID
+    policy_name: str
+    policy_type: str
+    priority: int
+    rules: dict[str, Any]
+
+
+def rules_list(
+    child: serializers.Field[Any, Any, Any, Any], **kwargs: Any
+) -> serializers.ListField:
     """A list rule of at most 500 items (unless told)."""
     return serializers.ListField(child=child, max_length=kwargs.pop("max_length", 500), **kwargs)
 
@@ -66,7 +78,8 @@ def validated(serializer_class: type[StrictSerializer], rules: Any) -> dict[str,
     serializer = serializer_class(data=rules)
     if not serializer.is_valid():
         raise ValidationError({"rules": serializer.errors})
-    return plain(serializer.validated_data)
+    stored: dict[str, Any] = plain(serializer.validated_data)
+    return stored
 
 
 def zone_of(rules: dict[str, Any]) -> zoneinfo.ZoneInfo | None:
@@ -192,7 +205,7 @@ class PolicyType(Generic[T]):
         """The stored form of ``rules`` for this type (see ``validated``)."""
         return validated(self.rules, rules)
 
-    def compile(self, row: dict[str, Any]) -> Compiled[T]:
+    def compile(self, row: PolicyRow) -> Compiled[T]:
         """A policy row (``id``, ``policy_name``, ``policy_type``, ``priority``, ``rules``)
         as the index holds it."""
         rules = row["rules"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from decimal import Decimal
+from typing import cast
 
 from django import forms
 from django.utils import timezone
@@ -86,7 +87,11 @@ def reconcile(still_going: StillGoing, grace_seconds: int) -> int:
         if not client.exists(key):
             client.srem(counters.CONCURRENCY_KEYS, key)
             continue
-        old = [m.decode() for m in client.zrangebyscore(key, "-inf", time.time() - grace_seconds)]
+        # The client does not decode responses: the members are bytes.
+        members = cast(
+            "list[bytes]", client.zrangebyscore(key, "-inf", time.time() - grace_seconds)
+        )
+        old = [m.decode() for m in members]
         if not old:
             continue
         alive = still_going(old)

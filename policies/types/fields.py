@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import re
 import zoneinfo
+from collections.abc import Iterable
 from functools import cache
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from django import forms
 from rest_framework.exceptions import ValidationError
@@ -22,6 +23,9 @@ from controlplane.errors import flatten_errors
 from controlplane.serializers import StrictSerializer
 from policies.models import Policy
 from policies.types.base import validated
+
+if TYPE_CHECKING:
+    from rest_framework.serializers import ChoiceField
 
 
 @cache
@@ -33,7 +37,9 @@ def timezones() -> list[str]:
 def rule_choices(rules_class: type[StrictSerializer], name: str) -> list[tuple[str, str]]:
     """A rules field's choices, read from its serializer (one definition)."""
     field = rules_class().fields[name]
-    choices = getattr(field, "child", field).choices
+    # A choice rule, or a list of choices (its child).
+    choice = cast("ChoiceField", getattr(field, "child", field))
+    choices = choice.choices
     return [(value, str(label)) for value, label in choices.items()]
 
 
@@ -49,7 +55,7 @@ def rule_choice(rules_class: type[StrictSerializer], name: str, **kwargs: Any) -
     )
 
 
-def pairs(values: Any) -> list[tuple[str, str]]:
+def pairs(values: Iterable[str]) -> list[tuple[str, str]]:
     """Choices whose labels are their values."""
     return [(value, value) for value in values]
 
@@ -95,7 +101,8 @@ class PatternsField(LinesField):
 
     ACTIONS = ("block", "redact", "flag")
 
-    def to_python(self, value: Any) -> list[dict[str, str]]:
+    # Not lines but patterns (the lines parsed): a list of another item type.
+    def to_python(self, value: Any) -> list[dict[str, str]]:  # type: ignore[override]
         if isinstance(value, list) and all(isinstance(item, dict) for item in value):
             return value
         patterns = []
@@ -166,7 +173,7 @@ class RulesForm(forms.Form):
         return path[0] if path and path[0] in self.fields else None
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        cleaned = cast(dict[str, Any], super().clean())  # a Form's clean: its cleaned_data
         if not self.errors:
             try:
                 self.rules = validated(self.rules_class, self.to_rules(cleaned))

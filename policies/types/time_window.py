@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import zoneinfo
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from rest_framework import serializers
@@ -90,7 +90,8 @@ def evaluate(evaluation: Evaluation, policy: Compiled[zoneinfo.ZoneInfo | None])
         return Verdict("pass", f"{local:%a %H:%M} {rules['timezone']} is inside the window")
     reason = f"{local:%a %Y-%m-%d %H:%M} {rules['timezone']} is outside the allowed window"
     if rules["action_on_violation"] == "delay_until_allowed":
-        until = next_allowed(evaluation.at, rules, zone)
+        # The stored rules always name a time zone (default UTC): ``zone_of`` found it.
+        until = next_allowed(evaluation.at, rules, cast(zoneinfo.ZoneInfo, zone))
         if until is None:
             return Verdict("deny", f"{reason}, and no allowed moment in the next 366 days")
         return Verdict(
