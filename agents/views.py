@@ -31,17 +31,12 @@ from agents.webhooks import (
 )
 from controlplane.access import Actor, actor_from_request, can
 from controlplane.errors import NotFound, ServiceError, flatten_errors
+from controlplane.http import HtmxHttpRequest
 from controlplane.roles import Role
 from controlplane.views import paginate, render_page
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
-    from django_htmx.middleware import HtmxDetails
-
-    class HtmxHttpRequest(HttpRequest):
-        """A request through django-htmx's middleware (``request.htmx``)."""
-
-        htmx: HtmxDetails
 
 
 ACTIONS = ("activate", "pause", "deprecate", "archive", "promote", "rollback")

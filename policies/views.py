@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import TYPE_CHECKING
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -24,21 +23,13 @@ from agents.models import Agent
 from agents.selectors import agent_list, agent_visible_qs
 from controlplane.access import Actor, actor_from_request, can
 from controlplane.errors import Invalid, NotFound, ServiceError
+from controlplane.http import HtmxHttpRequest
 from controlplane.views import paginate, render_page
 from policies import selectors, services
 from policies.filters import PolicyFilter
 from policies.forms import DryRunForm, PolicyForm, rules_form_for
 from policies.models import Policy
 from policies.types.fields import RulesForm
-
-if TYPE_CHECKING:
-    from django_htmx.middleware import HtmxDetails
-
-    class HtmxHttpRequest(HttpRequest):
-        """A request through django-htmx's middleware (``request.htmx``)."""
-
-        htmx: HtmxDetails
-
 
 FILTER_FIELDS = PolicyFilter.Meta.fields
 # Where a service's field error is shown on the page's forms.
