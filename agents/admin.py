@@ -26,7 +26,7 @@ from guardian.admin import (
 )
 from rest_framework.exceptions import ValidationError
 
-from agents import selectors, services
+from agents import access, selectors, services
 from agents.config import validate_name, validate_semver, validated_config
 from agents.models import Agent, AgentVersion, Tag
 from controlplane.access import actor_from_request, can
@@ -115,7 +115,7 @@ def _access_form(base: type[forms.Form], request: HttpRequest, holder: str) -> t
 
     class AccessForm(base):  # type: ignore[valid-type,misc]
         def save_obj_perms(self) -> None:
-            services.agent_access_set(
+            access.agent_access_set(
                 actor=actor,
                 agent=self.obj,
                 perms=list(self.cleaned_data[self.get_obj_perms_field_name()]),

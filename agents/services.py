@@ -1,27 +1,27 @@
 """Writes to the agent registry. Every change is checked, locked, audited, and atomic.
 
 Callers (API, console, admin, commands) pass validated input from ``agents.config`` and an
-``Actor``; the permission rule is ``controlplane.access.can``. What other apps do when an
+``Actor``; the permission rule is ``controlplane.access.can`` (``agents.access.require``;
+sharing an agent with a team or a person is ``agents.access``). What other apps do when an
 agent changes they subscribe to ``agent_changed`` and ``agent_tags_changed``.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from django.contrib.auth.models import Group, User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from guardian.shortcuts import assign_perm, get_group_perms, get_user_perms, remove_perm
+from guardian.shortcuts import assign_perm
 
+from agents.access import OWNER_PERMS, require, resolve_team, set_team
 from agents.config import config_hash, merge_config, validated_config
 from agents.models import Agent, AgentVersion, Tag
-from controlplane.access import Actor, actor_is_admin, can
+from controlplane.access import Actor, can
 from controlplane.audit import audit_record
-from controlplane.errors import Conflict, Forbidden, Invalid, NotFound
+from controlplane.errors import Conflict, Invalid, NotFound
 from controlplane.hooks import Hook
-from controlplane.roles import Role
 
 # In the service's transaction, the agent row locked, after its status or its production
 # version changed (activate, pause, deprecate, archive; promote to production, rollback): a
@@ -30,9 +30,6 @@ agent_changed: Hook[[Actor, Agent]] = Hook("agents.agent_changed")
 # In the transaction that changed an agent's tags: the policy index is rebuilt after commit,
 # since tag policies reach other agents now (``policies``).
 agent_tags_changed: Hook[[Agent]] = Hook("agents.agent_tags_changed")
-
-OWNER_PERMS = ("view_agent", "change_agent", "delete_agent", "execute_agent")
-TEAM_PERMS = ("view_agent", "change_agent", "execute_agent")
 
 
 def agent_snapshot(agent: Agent) -> dict[str, Any]:
@@ -60,39 +57,6 @@ def version_snapshot(version: AgentVersion) -> dict[str, Any]:
         "config_hash": version.config_hash,
         "config": version.config,
     }
-
-
-def require(actor: Actor, perm: str, agent: Agent | None = None) -> None:
-    """403 unless the actor may use ``perm`` (on ``agent``)."""
-    if not can(actor, perm, agent):
-        raise Forbidden("You do not have permission to perform this action.")
-
-
-def _resolve_team(actor: Actor, name: str | None) -> Group | None:
-    if not name:
-        return None
-    if name in Role.values:
-        raise Invalid.field("team", f"{name!r} is a role, not a team.", "role_not_team")
-    group = Group.objects.filter(name=name).first()
-    if group is None:
-        raise Invalid.field("team", f"No group named {name!r}.", "not_found")
-    # The callers checked the actor's right first (``require``): there is a user.
-    user = cast(User, actor.user)
-    if not actor_is_admin(actor) and not user.groups.filter(pk=group.pk).exists():
-        raise Invalid.field(
-            "team", "You can only share an agent with a group you belong to.", "not_member"
-        )
-    return group
-
-
-def _set_team(agent: Agent, team: Group | None) -> None:
-    if agent.team_id and (team is None or team.pk != agent.team_id):
-        for perm in TEAM_PERMS:
-            remove_perm(perm, agent.team, agent)
-    agent.team = team
-    if team is not None:
-        for perm in TEAM_PERMS:
-            assign_perm(perm, team, agent)
 
 
 def _set_tags(agent: Agent, names: list[str]) -> None:
@@ -151,7 +115,7 @@ def agent_create(*, actor: Actor, data: dict[str, Any]) -> tuple[Agent, bool]:
         raise Invalid.field(
             "owner_email", "Required: you have no e-mail address to default to.", "required"
         )
-    team = _resolve_team(actor, data.get("team"))
+    team = resolve_team(actor, data.get("team"))
     try:
         with transaction.atomic():
             agent = Agent.objects.create(
@@ -170,7 +134,7 @@ def agent_create(*, actor: Actor, data: dict[str, Any]) -> tuple[Agent, bool]:
     if actor.user is not None:
         for perm in OWNER_PERMS:
             assign_perm(perm, actor.user, agent)
-    _set_team(agent, team)
+    set_team(agent, team)
     _set_tags(agent, data.get("tags", []))
     agent.save()
     audit_record(actor=actor, action="agent.created", target=agent, after=agent_snapshot(agent))
@@ -199,7 +163,7 @@ def agent_update(*, actor: Actor, agent: Agent, data: dict[str, Any]) -> Agent:
         if field in data:
             setattr(agent, field, data[field])
     if "team" in data:
-        _set_team(agent, _resolve_team(actor, data["team"]))
+        set_team(agent, resolve_team(actor, data["team"]))
     if "tags" in data:
         _set_tags(agent, data["tags"])
     agent.save()
@@ -461,40 +425,3 @@ def _set_stage(actor: Actor, version: AgentVersion, stage: str, now: datetime) -
 
 def _retire(actor: Actor, version: AgentVersion, now: datetime) -> None:
     _set_stage(actor, version, AgentVersion.Stage.RETIRED, now)
-
-
-@transaction.atomic
-def agent_access_set(
-    *,
-    actor: Actor,
-    agent: Agent,
-    perms: list[str],
-    user: User | None = None,
-    group: Group | None = None,
-) -> None:
-    """Give one user or group exactly ``perms`` (codenames) on the agent. Sharing is the
-    owner's right: it takes the right to delete the agent."""
-    require(actor, "agents.delete_agent", agent)
-    holder: User | Group
-    if user is not None:
-        holder, who = user, {"user": user.get_username()}
-    elif group is not None:
-        holder, who = group, {"group": group.name}
-    else:
-        raise Invalid("Name a user or a group.")
-    current = set(
-        get_user_perms(user, agent) if user is not None else get_group_perms(group, agent)
-    )
-    wanted = set(perms)
-    for perm in current - wanted:
-        remove_perm(perm, holder, agent)
-    for perm in wanted - current:
-        assign_perm(perm, holder, agent)
-    if wanted != current:
-        audit_record(
-            actor=actor,
-            action="agent.access_changed",
-            target=agent,
-            before={**who, "perms": sorted(current)},
-            after={**who, "perms": sorted(wanted)},
-        )

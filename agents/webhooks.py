@@ -25,8 +25,9 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.urls import reverse
 
+from agents.access import require
 from agents.models import Agent
-from agents.services import agent_locked, refuse_archived, require
+from agents.services import agent_locked, refuse_archived
 from controlplane.access import Actor
 from controlplane.audit import audit_record
 from controlplane.errors import Unauthenticated

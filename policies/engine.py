@@ -31,6 +31,7 @@ from policies import counters
 from policies.types import all_types, policy_type, reservation_maker
 from policies.types.base import QUEUE_RETRY as QUEUE_RETRY  # executions waits by it too
 from policies.types.base import Compiled, Evaluation, PolicyRow, Reservation, StillGoing
+from policies.types.base import Context as Context  # the engine's input: callers import it here
 
 if TYPE_CHECKING:
     from agents.models import Agent, AgentVersion
@@ -39,27 +40,6 @@ VERSION_KEY = f"{counters.PREFIX}:index-version"
 
 # Verdicts that end the evaluation, in the decision's words.
 STOPPING = ("deny", "rate_limited", "delay", "require_approval")
-
-
-@dataclass(frozen=True)
-class Context:
-    """What is being decided. At trigger time ``payload`` is the input; at a tool call it is
-    the tool's arguments, ``action`` the tool action, ``destination`` its kind of place
-    (email, slack, external_api, webhook) and ``target`` where exactly (channel, recipients,
-    URL)."""
-
-    kind: str  # "trigger" | "tool_call"
-    action: str = "execute"
-    destination: str | None = None
-    target: str | list[str] = ""
-    payload: Any = None
-    complexity_hint: str | None = None
-    execution_id: str | None = None
-    actor_user_id: int | None = None
-    estimated_cost_usd: Decimal | None = None
-    # A person approved this run or call: approval policies pass, and a budget set to ask
-    # for approval lets it through (and still counts its cost).
-    approved: bool = False
 
 
 @dataclass

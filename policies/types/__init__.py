@@ -20,7 +20,7 @@ To add a type, say ``quota``:
    (``manage.py makemigrations policies``): the type is stored as a choice.
 
 Nothing else: the engine, the API, the admin and the console ask this registry. Modules
-whose names start with ``_`` and the shared ``base`` and ``fields`` are not types. The
+whose names start with ``_`` and the shared ``base``, ``fields`` and ``stored`` are not types. The
 modules are imported once, on the first lookup, in name order.
 """
 
@@ -33,7 +33,7 @@ from typing import Any
 
 from policies.types.base import PolicyType
 
-SHARED = frozenset({"base", "fields"})
+SHARED = frozenset({"base", "fields", "stored"})
 
 
 class UnknownPolicyType(LookupError):

@@ -6,8 +6,9 @@ function of the decision in progress, ``Evaluation``, and the compiled policy,
 special outcomes as declared flags and hooks — so that the engine, the console and the
 other apps ask the type instead of comparing its name.
 
-Nothing here imports ``policies.engine`` or ``policies.forms`` at run time: they import
-the types, not the other way round.
+Nothing here imports ``policies.engine`` or ``policies.forms``: they import the types, not
+the other way round. ``Context`` — what is being decided — is here for the evaluations; the
+engine hands it on as its own input (``policies.engine.Context``).
 """
 
 from __future__ import annotations
@@ -21,15 +22,14 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar
 
 from rest_framework import serializers
-from rest_framework.exceptions import ValidationError
 
 from controlplane.serializers import StrictSerializer
 from integrations.tools.registry import TOOLS
 from policies import counters, safety
+from policies.types.stored import validated
 
 if TYPE_CHECKING:
     from agents.models import Agent, AgentVersion
-    from policies.engine import Context
     from policies.types.fields import RulesForm
 
 DAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
@@ -63,28 +63,30 @@ def rules_list(
     return serializers.ListField(child=child, max_length=kwargs.pop("max_length", 500), **kwargs)
 
 
-def plain(value: Any) -> Any:
-    """Serializer output (OrderedDicts, nested) as plain JSON types."""
-    if isinstance(value, dict):
-        return {key: plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [plain(item) for item in value]
-    return value
-
-
-def validated(serializer_class: type[StrictSerializer], rules: Any) -> dict[str, Any]:
-    """The stored form of ``rules`` (every key, with its default); ``ValidationError`` with
-    field paths under ``rules`` otherwise."""
-    serializer = serializer_class(data=rules)
-    if not serializer.is_valid():
-        raise ValidationError({"rules": serializer.errors})
-    stored: dict[str, Any] = plain(serializer.validated_data)
-    return stored
-
-
 def zone_of(rules: dict[str, Any]) -> zoneinfo.ZoneInfo | None:
     """The rules' time zone, looked up once at compile time rather than per decision."""
     return zoneinfo.ZoneInfo(rules["timezone"]) if "timezone" in rules else None
+
+
+@dataclass(frozen=True)
+class Context:
+    """What is being decided. At trigger time ``payload`` is the input; at a tool call it is
+    the tool's arguments, ``action`` the tool action, ``destination`` its kind of place
+    (email, slack, external_api, webhook) and ``target`` where exactly (channel, recipients,
+    URL)."""
+
+    kind: str  # "trigger" | "tool_call"
+    action: str = "execute"
+    destination: str | None = None
+    target: str | list[str] = ""
+    payload: Any = None
+    complexity_hint: str | None = None
+    execution_id: str | None = None
+    actor_user_id: int | None = None
+    estimated_cost_usd: Decimal | None = None
+    # A person approved this run or call: approval policies pass, and a budget set to ask
+    # for approval lets it through (and still counts its cost).
+    approved: bool = False
 
 
 @dataclass

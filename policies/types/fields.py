@@ -22,7 +22,7 @@ from rest_framework.fields import empty
 from controlplane.errors import flatten_errors
 from controlplane.serializers import StrictSerializer
 from policies.models import Policy
-from policies.types.base import validated
+from policies.types.stored import validated
 
 if TYPE_CHECKING:
     from rest_framework.serializers import ChoiceField

@@ -12,7 +12,7 @@ from django.contrib.auth.models import Group
 from django.db import connection
 from guardian.shortcuts import get_perms
 
-from agents import services
+from agents import access, services
 from agents.api.serializers import AgentCreateSerializer
 from agents.models import Agent, AgentVersion
 from controlplane.access import Actor
@@ -368,12 +368,12 @@ def test_a_role_is_not_a_team(agent: Agent, owner: Any) -> None:
 def test_owner_shares_and_unshares_one_user_audited(
     agent: Agent, owner: Any, outsider: Any
 ) -> None:
-    services.agent_access_set(
+    access.agent_access_set(
         actor=Actor(user=owner), agent=agent, user=outsider, perms=["view_agent", "execute_agent"]
     )
     assert set(get_perms(outsider, agent)) == {"view_agent", "execute_agent"}
 
-    services.agent_access_set(actor=Actor(user=owner), agent=agent, user=outsider, perms=[])
+    access.agent_access_set(actor=Actor(user=owner), agent=agent, user=outsider, perms=[])
 
     assert get_perms(outsider, agent) == []
     changes = [
@@ -385,7 +385,7 @@ def test_owner_shares_and_unshares_one_user_audited(
 
 def test_only_the_owner_may_share(agent: Agent, other: Any, outsider: Any) -> None:
     with pytest.raises(Forbidden):
-        services.agent_access_set(
+        access.agent_access_set(
             actor=Actor(user=other), agent=agent, user=outsider, perms=["view_agent"]
         )
 

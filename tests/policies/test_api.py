@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from agents import access as agent_access
 from agents import services as agent_services
 from controlplane.access import Actor
 from controlplane.models import AuditEvent
@@ -381,7 +382,7 @@ def test_outsider_cannot_target_an_agent_they_cannot_see(
 def test_operator_who_may_only_view_the_agent_cannot_target_it(
     their_agent: Any, outsider: Any, owner: Any, api_for: Any
 ) -> None:
-    agent_services.agent_access_set(
+    agent_access.agent_access_set(
         actor=Actor(user=outsider), agent=their_agent, perms=["view_agent"], user=owner
     )
     payload = seed(RATE_LIMIT_SEED, target_agent_id="email-summarizer")

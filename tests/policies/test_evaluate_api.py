@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from agents import services as agent_services
+from agents import access as agent_access
 from agents.models import Agent
 from controlplane.access import Actor
 from controlplane.models import AuditEvent
@@ -256,7 +256,7 @@ def test_outsider_cannot_evaluate_an_agent_they_cannot_see(
 
 def test_service_account_may_not_evaluate(runner: Agent, owner: Any, api_for: Any) -> None:
     service = factories.user("svc", role="agent-service")
-    agent_services.agent_access_set(
+    agent_access.agent_access_set(
         actor=Actor(user=owner), agent=runner, perms=["view_agent", "execute_agent"], user=service
     )
 
