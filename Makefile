@@ -23,9 +23,13 @@ run: install
 test: install
 	CONTROLPLANE_VAR_DIR=$(CURDIR)/var/test $(BIN)/pytest $(PYTEST_ARGS)
 
+# ruff; the apps' layers (import-linter, pyproject.toml); the types (mypy, strict where the
+# rules live). mypy imports the settings: it keeps its own var directory, apart from make run's.
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	CONTROLPLANE_VAR_DIR=$(CURDIR)/var/mypy $(BIN)/mypy
 
 format: install
 	$(BIN)/ruff check --fix .
