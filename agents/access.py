@@ -27,6 +27,7 @@ def require(actor: Actor, perm: str, agent: Agent | None = None) -> None:
 
 
 def resolve_team(actor: Actor, name: str | None) -> Group | None:
+    """The group named as an agent's team: one the actor belongs to, unless an admin."""
     if not name:
         return None
     if name in Role.values:
@@ -44,6 +45,8 @@ def resolve_team(actor: Actor, name: str | None) -> Group | None:
 
 
 def set_team(agent: Agent, team: Group | None) -> None:
+    """Share the agent with ``team`` (its members may see, change and run it) instead of the
+    team it had."""
     if agent.team_id and (team is None or team.pk != agent.team_id):
         for perm in TEAM_PERMS:
             remove_perm(perm, agent.team, agent)

@@ -73,6 +73,14 @@ def approval_visible_qs(*, actor: Actor, agents: Agents | None = None) -> QueryS
     return rows.filter(Q(agent__in=agents) | assigned_q(actor.user))
 
 
+def agents_whose_runs_are_visible(*, actor: Actor, agent_ids: Collection[UUID]) -> set[UUID]:
+    """Of these agents, those whose runs the actor may open (a request's card links to its
+    run): that takes the role's right to read runs and the right to see the agent."""
+    if not can(actor, "executions.view_execution"):
+        return set()
+    return set(agent_visible_qs(actor=actor).filter(pk__in=agent_ids).values_list("pk", flat=True))
+
+
 def approval_list(*, actor: Actor) -> QuerySet[ApprovalRequest]:
     """Pending first, expiring soonest first; then the decided ones, newest first."""
     return (

@@ -22,7 +22,6 @@ from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from agents.selectors import agent_visible_qs
 from approvals import selectors, services
 from approvals.models import ApprovalRequest
 from controlplane.access import Actor, actor_from_request, can
@@ -73,15 +72,10 @@ def _prepare(actor: Actor, rows: Iterable[ApprovalRequest]) -> list[Card]:
     assert actor.user is not None  # the views let only users through (_require_view)
     now = timezone.now()
     may_decide_any = can(actor, "approvals.decide_approvalrequest")
-    # An approver listed by e-mail may not be allowed to open the run itself: that takes the
-    # role's right to read runs and the right to see the run's agent.
-    runs_agents: set[UUID] = set()
-    if can(actor, "executions.view_execution"):
-        runs_agents = set(
-            agent_visible_qs(actor=actor)
-            .filter(pk__in={approval.agent_id for approval in approvals})
-            .values_list("pk", flat=True)
-        )
+    # An approver listed by e-mail may not be allowed to open the run itself.
+    runs_agents = selectors.agents_whose_runs_are_visible(
+        actor=actor, agent_ids={approval.agent_id for approval in approvals}
+    )
     for approval in approvals:
         approval.run_visible = approval.agent_id in runs_agents
         approval.my_decision = next(

@@ -43,9 +43,9 @@ S = Execution.Status
 
 
 def approval_hold(
+    *,
     execution: Execution,
     decision: Decision,
-    *,
     action: str,
     call_key: str,
     requested_action: dict[str, Any],

@@ -171,8 +171,8 @@ def _wait_for_approval(
         )
         if waiting is not None:
             approval_hold(
-                waiting,
-                decision,
+                execution=waiting,
+                decision=decision,
                 action=pause.call.name,
                 call_key=pause.key,
                 requested_action=pause.requested_action,

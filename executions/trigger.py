@@ -273,8 +273,8 @@ def _create(request: TriggerRequest, execution: Execution, decision: Decision) -
             )
         if status == S.PENDING_APPROVAL:
             approval_hold(
-                execution,
-                decision,
+                execution=execution,
+                decision=decision,
                 action="execute",
                 call_key="execute",
                 requested_action={
