@@ -22,9 +22,9 @@ from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
-from jsonschema import Draft202012Validator
 
 from controlplane.db import release_connection
+from controlplane.jsonschemas import validator
 from executions.models import Execution, ExecutionStep
 from executions.recording import RunRecorder
 from executions.tool_calls import ToolProxy
@@ -248,7 +248,7 @@ class AgentLoop:
             raise self.stop(
                 "failed", "output_invalid", "The answer is not the JSON the output schema asks for."
             ) from None
-        errors = [error.message for error in Draft202012Validator(schema).iter_errors(value)]
+        errors = [error.message for error in validator(schema, formats=False).iter_errors(value)]
         if errors:
             raise self.stop(
                 "failed",

@@ -30,12 +30,12 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from jsonschema import Draft202012Validator, FormatChecker
 
 from agents.models import Agent, AgentVersion
 from controlplane.access import Actor, can
 from controlplane.audit import audit_record
 from controlplane.errors import Conflict, Forbidden, Invalid
+from controlplane.jsonschemas import SafeValidator
 from controlplane.live import RunChanged, publish_after_commit
 from controlplane.serializers import json_problem
 from executions.approval_flow import approval_hold
@@ -143,10 +143,9 @@ def _pick_version(request: TriggerRequest) -> tuple[AgentVersion, bool]:
     return staging, True
 
 
-_FORMATS = FormatChecker()
 # Compiled input validators by config hash: the hash names the content, so an entry never
 # goes stale (a cache of read-mostly data, per process).
-_VALIDATORS: dict[str, Draft202012Validator] = {}
+_VALIDATORS: dict[str, SafeValidator] = {}
 
 
 def validate_input(version: AgentVersion, value: Any) -> None:
@@ -157,10 +156,8 @@ def validate_input(version: AgentVersion, value: Any) -> None:
         if len(_VALIDATORS) >= 1024:
             _VALIDATORS.clear()
         schema = version.config.get("input_schema") or {"type": "object"}
-        validator = _VALIDATORS[version.config_hash] = Draft202012Validator(
-            schema, format_checker=_FORMATS
-        )
-    errors = sorted(validator.iter_errors(value), key=lambda error: list(error.absolute_path))
+        validator = _VALIDATORS[version.config_hash] = SafeValidator(schema)
+    errors = validator.iter_errors(value)
     if not errors:
         return
     problems = [

@@ -1,7 +1,8 @@
 """Content safety, the basic version: PII (e-mail addresses, phone numbers written the
 North American way, US social security numbers, payment card numbers that pass the Luhn
 check) and prompt-injection phrases, plus a policy's own patterns. Regexes, not a model: it
-catches the obvious and says exactly what it found."""
+catches the obvious and says exactly what it found. The policy's own patterns were compiled by
+RE2 (``controlplane.patterns``), so no input makes a scan take exponential time."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import re
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
+
+from controlplane.patterns import Pattern
 
 PII: dict[str, re.Pattern[str]] = {
     "email": re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"),
@@ -65,7 +68,7 @@ def as_text(value: Any) -> str:
 
 
 def scan(
-    value: Any, rules: dict[str, Any], patterns: list[tuple[str, re.Pattern[str], str]]
+    value: Any, rules: dict[str, Any], patterns: list[tuple[str, Pattern, str]]
 ) -> list[Finding]:
     text = as_text(value)
     findings: list[Finding] = []
@@ -79,9 +82,9 @@ def scan(
             findings.append(
                 Finding("prompt_injection", rules["prompt_injection"], match.group()[:80])
             )
-    for name, pattern, action in patterns:
-        for match in pattern.finditer(text):
-            findings.append(Finding(f"pattern:{name}", action, _excerpt(match.group())))
+    for name, custom, action in patterns:
+        for found in custom.finditer(text):
+            findings.append(Finding(f"pattern:{name}", action, _excerpt(found.group())))
     return findings
 
 
@@ -90,9 +93,7 @@ def _excerpt(text: str) -> str:
     return text[:2] + "…" + text[-2:] if len(text) > 6 else "…"
 
 
-def redact(
-    value: Any, rules: dict[str, Any], patterns: list[tuple[str, re.Pattern[str], str]]
-) -> Any:
+def redact(value: Any, rules: dict[str, Any], patterns: list[tuple[str, Pattern, str]]) -> Any:
     """``value`` with what is marked "redact" replaced, recursively through JSON."""
     if isinstance(value, dict):
         return {key: redact(item, rules, patterns) for key, item in value.items()}
@@ -103,7 +104,7 @@ def redact(
     if rules.get("pii") == "redact":
         for kind, pattern in PII.items():
             value = pattern.sub(partial(_redacted_if_pii, kind), value)
-    for _, pattern, action in patterns:
+    for _, custom, action in patterns:
         if action == "redact":
-            value = pattern.sub(REDACTED, value)
+            value = custom.sub(REDACTED, value)
     return value

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jsonschema import Draft202012Validator
-
+from controlplane.jsonschemas import validator
 from integrations.net import SafeResponse
 from integrations.tools.base import ToolContext, ToolRefused
 from integrations.vault import Secret
@@ -20,9 +19,7 @@ def check_arguments(schema: dict[str, Any], arguments: object) -> dict[str, Any]
     every problem, so that the model can correct its call."""
     if not isinstance(arguments, dict):
         raise ToolRefused("The arguments must be a JSON object.")
-    errors = sorted(
-        Draft202012Validator(schema).iter_errors(arguments), key=lambda e: list(e.absolute_path)
-    )
+    errors = validator(schema, formats=False).iter_errors(arguments)
     if errors:
         problems = "; ".join(
             f"{'/'.join(str(p) for p in error.absolute_path) or 'arguments'}: {error.message}"

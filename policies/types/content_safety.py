@@ -4,19 +4,19 @@ redacted, and later content-safety policies read it so) or only flagged."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 
+from controlplane.patterns import Pattern, UnsafePattern, check_pattern, compile_pattern
 from controlplane.serializers import StrictCharField, StrictSerializer
 from policies import safety
 from policies.types.base import Compiled, Evaluation, PolicyType, Verdict, rules_list
 from policies.types.fields import PatternsField, RulesForm, checkboxes, rule_choice, rule_choices
 
 # (name, compiled regex, action) per custom pattern, compiled once per index build.
-Patterns = tuple[tuple[str, re.Pattern[str], str], ...]
+Patterns = tuple[tuple[str, Pattern, str], ...]
 
 
 class PatternSerializer(StrictSerializer):
@@ -26,10 +26,9 @@ class PatternSerializer(StrictSerializer):
 
     def validate_pattern(self, value: str) -> str:
         try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValidationError(f"Not a regular expression: {exc}") from None
-        return value
+            return check_pattern(value)
+        except UnsafePattern as exc:
+            raise ValidationError(str(exc)) from None
 
 
 class ContentSafetyRules(StrictSerializer):
@@ -72,9 +71,10 @@ class ContentSafetyForm(RulesForm):
 
 
 def prepare(rules: dict[str, Any]) -> Patterns:
-    """The custom patterns compiled, once per index build rather than per decision."""
+    """The custom patterns compiled (by RE2, see ``controlplane.patterns``), once per index
+    build rather than per decision."""
     return tuple(
-        (item["name"], re.compile(item["pattern"]), item["action"])
+        (item["name"], compile_pattern(item["pattern"]), item["action"])
         for item in rules.get("custom_patterns", [])
     )
 
