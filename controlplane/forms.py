@@ -8,15 +8,10 @@ from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
 
-from controlplane.serializers import MAX_JSON_DEPTH, json_problem
+from controlplane.serializers import JSON_PROBLEMS, json_problem
 
 if TYPE_CHECKING:
     from controlplane.roles import Role
-
-JSON_PROBLEMS = {
-    "nul": "Must not contain NUL characters.",
-    "too_deep": f"Must not nest objects and arrays deeper than {MAX_JSON_DEPTH} levels.",
-}
 
 
 def parse_json(text: str) -> Any:

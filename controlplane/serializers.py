@@ -112,18 +112,48 @@ class StrictURLField(serializers.URLField):
 
 
 MAX_JSON_DEPTH = 32
+# What each problem ``json_problem`` finds means, said to whoever sent it.
+JSON_PROBLEMS: dict[str, Any] = {
+    "nul": "Must not contain NUL characters.",
+    "not_text": "Must be Unicode text: a lone surrogate (such as \\udfff) is not a character.",
+    "too_deep": f"Must not nest objects and arrays deeper than {MAX_JSON_DEPTH} levels.",
+}
+
+
+def text_problem(text: str) -> str | None:
+    """ "nul" if ``text`` holds NUL, which PostgreSQL refuses in text and JSON; "not_text" if
+    it holds a lone surrogate (JSON's ``"\\udfff"``), which no UTF-8 encoder writes."""
+    if "\x00" in text:
+        return "nul"
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return "not_text"
+    return None
+
+
+def storable_text(text: str) -> str:
+    """``text`` as a database can store it: lone surrogates as U+FFFD, NUL as ``\\x00``."""
+    if text_problem(text) is None:
+        return text
+    return "".join(
+        "\ufffd" if 0xD800 <= ord(char) <= 0xDFFF else "\\x00" if char == "\x00" else char
+        for char in text
+    )
 
 
 def json_problem(value: Any, max_depth: int = MAX_JSON_DEPTH) -> str | None:
-    """ "nul" if a string (or key) holds NUL, which PostgreSQL refuses in text and JSON;
-    "too_deep" if objects and arrays nest deeper than ``max_depth``. Iterative, so a
-    hostile document cannot exhaust the stack here or later (validators, hashing)."""
+    """A string (or key) with a ``text_problem``, or "too_deep" if objects and arrays nest
+    deeper than ``max_depth``. Iterative, so a hostile document cannot exhaust the stack here
+    or later (validators, hashing)."""
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
         if isinstance(item, str):
-            if "\x00" in item:
-                return "nul"
+            problem = text_problem(item)
+            if problem:
+                return problem
         elif isinstance(item, Mapping | list | tuple):
             if depth > max_depth:
                 return "too_deep"
@@ -136,12 +166,10 @@ def json_problem(value: Any, max_depth: int = MAX_JSON_DEPTH) -> str | None:
 
 
 class JSONValueField(serializers.JSONField):
-    """Any JSON value, without NUL characters, nested at most ``MAX_JSON_DEPTH`` levels."""
+    """Any JSON value, of text without NUL or lone surrogates, nested at most
+    ``MAX_JSON_DEPTH`` levels."""
 
-    default_error_messages = {
-        "nul": "Must not contain NUL characters.",
-        "too_deep": f"Must not nest objects and arrays deeper than {MAX_JSON_DEPTH} levels.",
-    }
+    default_error_messages = JSON_PROBLEMS
 
     def to_internal_value(self, data: Any) -> Any:
         problem = json_problem(data)

@@ -327,7 +327,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "controlplane.api.pagination.PagePagination",
     "PAGE_SIZE": 50,
     "DEFAULT_PARSER_CLASSES": ["controlplane.api.parsers.JSONParser"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["controlplane.api.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "controlplane.errors.api_exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",

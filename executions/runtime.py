@@ -21,6 +21,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from controlplane.serializers import storable_text
 from executions import heartbeat
 from executions.agent_loop import AgentLoop
 from executions.approval_flow import approval_hold
@@ -94,14 +95,16 @@ def run_execution(*, execution_id: str, attempt: int, worker: str = "") -> str |
     except ApprovalRequired as pause:
         return _wait_for_approval(execution, recorder, pause)
     except Exception as exc:
-        logger.exception("execution %s failed unexpectedly", execution.pk)
-        return _stop(
-            execution,
-            recorder,
-            RunStopped(S.FAILED, "internal_error", f"{type(exc).__name__}: {exc}"),
-        )
+        return _fail_unforeseen(execution, recorder, exc)
     finally:
         heartbeat.untrack(execution.pk)
+    try:
+        return _finish(execution, recorder, outcome)
+    except Exception as exc:  # e.g. an output the database cannot store
+        return _fail_unforeseen(execution, recorder, exc)
+
+
+def _finish(execution: Execution, recorder: RunRecorder, outcome: Outcome) -> str | None:
     if outcome.awaiting_report:
         Execution.objects.filter(pk=execution.pk).update(awaiting_report=True, **outcome.fields)
         recorder.log("handed to the workflow; waiting for its report")
@@ -182,6 +185,25 @@ def _wait_for_approval(
             execution, recorder, RunStopped(S.CANCELLED, "cancelled", "Cancelled on request.")
         )
     return waiting.status
+
+
+def _fail_unforeseen(execution: Execution, recorder: RunRecorder, exc: Exception) -> str | None:
+    """A run that broke on something unforeseen ends ``failed`` with the reason, never stays
+    ``running``: through the recorder if it can still write, else with the reason alone."""
+    logger.exception("execution %s failed unexpectedly", execution.pk)
+    message = storable_text(f"{type(exc).__name__}: {exc}")
+    try:
+        return _stop(execution, recorder, RunStopped(S.FAILED, "internal_error", message))
+    except Exception:
+        logger.exception("execution %s: the failure could not be recorded in full", execution.pk)
+    finished = execution_transition(
+        execution_id=execution.pk,
+        to=S.FAILED,
+        expect={S.RUNNING},
+        fields={"error_type": "internal_error", "error_message": message[:10_000]},
+        reason="internal_error",
+    )
+    return finished.status if finished else None
 
 
 def _elapsed_ms(execution: Execution) -> int:

@@ -37,7 +37,7 @@ from controlplane.audit import audit_record
 from controlplane.errors import Conflict, Forbidden, Invalid
 from controlplane.jsonschemas import SafeValidator
 from controlplane.live import RunChanged, publish_after_commit
-from controlplane.serializers import json_problem
+from controlplane.serializers import JSON_PROBLEMS, json_problem
 from executions.approval_flow import approval_hold
 from executions.models import Execution
 from executions.services import OUTCOME_STATUS, decision_fields, enqueue_after_commit
@@ -104,7 +104,7 @@ def _authorize(request: TriggerRequest) -> None:
         raise Forbidden("You may not run this agent.")
     problem = json_problem(request.input)
     if problem:
-        raise Invalid.field("input", "Too deeply nested, or contains NUL characters.", problem)
+        raise Invalid.field("input", JSON_PROBLEMS[problem], problem)
 
 
 def _pick_version(request: TriggerRequest) -> tuple[AgentVersion, bool]:

@@ -13,7 +13,7 @@ from agents.selectors import agent_by_ref
 from agents.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_webhook
 from controlplane.access import Actor
 from controlplane.errors import Invalid, Unauthenticated
-from controlplane.serializers import json_problem
+from controlplane.serializers import JSON_PROBLEMS, json_problem
 from executions.api.serializers import ExecutionTriggeredSerializer
 from executions.api.views import IDEMPOTENCY_KEY, accepted, idempotency_key
 from executions.models import Execution
@@ -62,7 +62,7 @@ class AgentWebhookView(APIView):
             raise Invalid("The body is not JSON.", code="malformed_request") from None
         problem = json_problem(value)
         if problem:
-            raise Invalid.field("input", "Too deeply nested, or contains NUL characters.", problem)
+            raise Invalid.field("input", JSON_PROBLEMS[problem], problem)
         result = execution_trigger(
             TriggerRequest(
                 actor=Actor.for_system("webhook"),

@@ -126,7 +126,11 @@ def test_staging_version_by_name(owner: Any, runner: Agent) -> None:
     ("args", "message"),
     [
         (["runner", "--input", "{mailbox"], "--input is not valid JSON: Expecting property name"),
-        (["runner", "--input", '{"mailbox": "\\u0000"}'], "must not contain NUL characters"),
+        (
+            ["runner", "--input", '{"mailbox": "\\u0000"}'],
+            "--input: Must not contain NUL characters.",
+        ),
+        (["runner", "--input", '{"mailbox": "\\udfff"}'], "--input: Must be Unicode text"),
         (["nobody", "--input", "{}"], "No agent 'nobody'."),
         (["runner", "--input", "{}", "--user", "ghost"], "No user 'ghost'."),
         (["runner", "--input", "{}", "--wait", "0"], "--wait takes a number of seconds above 0."),

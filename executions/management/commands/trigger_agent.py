@@ -23,7 +23,7 @@ from agents.models import Agent
 from agents.selectors import agent_by_ref, agent_get
 from controlplane.access import Actor
 from controlplane.errors import ServiceError
-from controlplane.serializers import json_problem
+from controlplane.serializers import JSON_PROBLEMS, json_problem
 from executions.api.serializers import ExecutionDetailSerializer, ExecutionTriggeredSerializer
 from executions.models import Execution
 from executions.trigger import TriggerRequest, execution_trigger
@@ -108,10 +108,8 @@ def _parse_input(text: str) -> Any:
     except (json.JSONDecodeError, RecursionError) as exc:
         raise CommandError(f"--input is not valid JSON: {exc}") from None
     problem = json_problem(value)
-    if problem == "nul":
-        raise CommandError("--input must not contain NUL characters.")
     if problem:
-        raise CommandError("--input nests objects and arrays too deeply.")
+        raise CommandError(f"--input: {JSON_PROBLEMS[problem]}")
     return value
 
 
