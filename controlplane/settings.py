@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -81,6 +82,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "channels",
     "csp",
+    "axes",
     # The project's apps, from the ground up: each imports only those above it in this list
     # (the README's "Architecture"; import-linter holds the order in `make lint`).
     "controlplane",
@@ -107,6 +109,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last: turns a sign-in refused for a lockout into the lockout page (429).
+    "axes.middleware.AxesMiddleware",
 ]
 
 # manage.py bench serves one extra, bare view (its floor) through bench.urls.
@@ -300,10 +304,28 @@ N8N_BASE_URL = env_str("N8N_BASE_URL", "http://127.0.0.1:5678")
 
 # --- Auth and permissions -------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [
+    # First: refuses a sign-in (console or admin) while its username and address are locked
+    # out. It needs the request: authenticate(request, ...), never authenticate(**credentials)
+    # (so Django's test Client.login does not work; tests use force_login).
+    "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
 ANONYMOUS_USER_NAME = None  # guardian: no anonymous user row; anonymous requests get nothing
+# Login throttling (django-axes, its database handler: one row per username and address,
+# counted in a transaction with SELECT ... FOR UPDATE). After LOGIN_FAILURE_LIMIT wrong
+# passwords for one username from one address, that pair is refused (429, the lockout page,
+# even with the right password) until LOGIN_COOLOFF_SECONDS have passed since the last
+# failure; other users, and the same user elsewhere, are not. A sign-in resets the count.
+# The address is the audit log's (TRUSTED_PROXY_COUNT). Unlock early: manage.py axes_reset.
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(seconds=env_int("LOGIN_COOLOFF_SECONDS", 15 * 60, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "controlplane.middleware.client_ip"
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_DISABLE_ACCESS_LOG = True  # sign-ins are in the audit log
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
