@@ -394,7 +394,13 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", HTTP
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 if env_bool("SECURE_PROXY_SSL", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# The session and CSRF cookies: Secure behind TLS (above), never readable by scripts (the
+# pages and the API docs take the CSRF token from the HTML, not the cookie), and not sent
+# with cross-site subrequests or POSTs (Lax: a link from elsewhere still arrives signed in).
 SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
 # Content-Security-Policy (django-csp): the pages run only our own scripts and styles, served
 # from this origin: no inline <script>, no on*= attributes, no <style> or style= (htmx's
