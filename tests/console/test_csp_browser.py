@@ -87,6 +87,7 @@ def test_every_page_loads_without_a_csp_violation_and_still_works(
     page: Page, violations: Violations, world: dict[str, Any]
 ) -> None:
     assert violations.during("/login/", "#id_username") == []
+    assert violations.during("/admin/login/", "#id_username") == []
     log_in(page, "root")
     draft: Agent = world["draft"]
     run = Execution.objects.filter(agent=world["runner"]).first()
@@ -112,6 +113,8 @@ def test_every_page_loads_without_a_csp_violation_and_still_works(
         ("/api-keys/", "main h1"),
         ("/admin/", "#content"),
         ("/admin/agents/agent/", "#result_list"),
+        (f"/admin/agents/agent/{draft.pk}/change/", "#content-main form"),
+        (f"/admin/agents/agent/{draft.pk}/permissions/", "#content-main form"),
         (f"/policies/{policy}/", "main form"),
         (f"/policies/{policy}/delete", "main form"),
     ]
