@@ -6,7 +6,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from agents import urls as agent_urls
 from console import views as console_views
@@ -46,7 +46,15 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("console.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    # The split view: Swagger UI's initialising script is a request of its own, not inline
+    # (the Content-Security-Policy allows no inline script).
+    path(
+        "api/docs/",
+        SpectacularSwaggerSplitView.as_view(
+            url_name="schema", template_name="console/api_docs.html"
+        ),
+        name="swagger-ui",
+    ),
 ]
 
 handler400 = "controlplane.views.handler400"

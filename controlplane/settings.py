@@ -11,10 +11,12 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from cryptography.fernet import Fernet
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
@@ -79,6 +81,8 @@ INSTALLED_APPS = [
     "django_htmx",
     "django_celery_beat",
     "channels",
+    "csp",
+    "axes",
     # The project's apps, from the ground up: each imports only those above it in this list
     # (the README's "Architecture"; import-linter holds the order in `make lint`).
     "controlplane",
@@ -95,6 +99,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "controlplane.middleware.RequestContextMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -104,6 +109,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last: turns a sign-in refused for a lockout into the lockout page (429).
+    "axes.middleware.AxesMiddleware",
 ]
 
 # manage.py bench serves one extra, bare view (its floor) through bench.urls.
@@ -297,10 +304,28 @@ N8N_BASE_URL = env_str("N8N_BASE_URL", "http://127.0.0.1:5678")
 
 # --- Auth and permissions -------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [
+    # First: refuses a sign-in (console or admin) while its username and address are locked
+    # out. It needs the request: authenticate(request, ...), never authenticate(**credentials)
+    # (so Django's test Client.login does not work; tests use force_login).
+    "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
 ANONYMOUS_USER_NAME = None  # guardian: no anonymous user row; anonymous requests get nothing
+# Login throttling (django-axes, its database handler: one row per username and address,
+# counted in a transaction with SELECT ... FOR UPDATE). After LOGIN_FAILURE_LIMIT wrong
+# passwords for one username from one address, that pair is refused (429, the lockout page,
+# even with the right password) until LOGIN_COOLOFF_SECONDS have passed since the last
+# failure; other users, and the same user elsewhere, are not. A sign-in resets the count.
+# The address is the audit log's (TRUSTED_PROXY_COUNT). Unlock early: manage.py axes_reset.
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(seconds=env_int("LOGIN_COOLOFF_SECONDS", 15 * 60, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "controlplane.middleware.client_ip"
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_DISABLE_ACCESS_LOG = True  # sign-ins are in the audit log
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
@@ -369,8 +394,32 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", HTTP
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 if env_bool("SECURE_PROXY_SSL", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# The session and CSRF cookies: Secure behind TLS (above), never readable by scripts (the
+# pages and the API docs take the CSRF token from the HTML, not the cookie), and not sent
+# with cross-site subrequests or POSTs (Lax: a link from elsewhere still arrives signed in).
 SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (django-csp): the pages run only our own scripts and styles, served
+# from this origin: no inline <script>, no on*= attributes, no <style> or style= (htmx's
+# indicator styles are in console.css; the API docs are drf-spectacular's split Swagger view,
+# whose script is a request of its own). Images may also be data: URIs (Swagger UI's icons).
+# 'self' in connect-src covers the live websocket (ws:// or wss:// on the same host and port).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
 
 # --- Internationalisation, static -----------------------------------------------------------
 LANGUAGE_CODE = "en-us"

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from django.contrib.auth import authenticate
 from django.core.management import call_command
+from django.test import RequestFactory
 
 from agents.models import Agent
 from controlplane.audit import audit_verify
@@ -16,6 +17,12 @@ from policies.models import Policy
 from tests import factories
 
 pytestmark = pytest.mark.django_db
+
+
+def sign_in(password: str) -> Any:
+    """authenticate() as the login form calls it: with the request (login throttling needs
+    one)."""
+    return authenticate(RequestFactory().post("/login/"), username="admin", password=password)
 
 
 @pytest.fixture
@@ -29,7 +36,7 @@ def demo_output(db: Any) -> str:
 def test_demo_creates_an_admin_whose_password_is_printed_once(demo_output: str) -> None:
     password = demo_output.split("Log in as  admin / ")[1].split()[0]
 
-    user = authenticate(username="admin", password=password)
+    user = sign_in(password)
     assert user is not None
     assert user.is_superuser
     assert user.groups.filter(name="admin").exists()
@@ -38,7 +45,7 @@ def test_demo_creates_an_admin_whose_password_is_printed_once(demo_output: str) 
     call_command("demo", stdout=again)
     assert "Log in as" not in again.getvalue()
     assert "already loaded" in again.getvalue()
-    assert authenticate(username="admin", password=password) is not None
+    assert sign_in(password) is not None
 
 
 def test_demo_agents_are_active_with_an_offline_production_version(demo_output: str) -> None:
