@@ -6,10 +6,11 @@ import uuid
 from collections.abc import Callable
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 
 from controlplane.audit import RequestContext, request_context
 from controlplane.errors import error_response, is_api_request
+from controlplane.serializers import text_problem
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
@@ -33,7 +34,9 @@ def client_ip(request: HttpRequest) -> str:
 
 class RequestContextMiddleware:
     """Gives each request an id and a client IP (for the audit log and error envelopes),
-    and refuses API bodies over ``API_MAX_BODY_BYTES`` with 413 before anything reads them."""
+    refuses a path, query or header holding text no database stores (NUL, or a lone
+    surrogate) with 400, and API bodies over ``API_MAX_BODY_BYTES`` with 413, before anything
+    reads them. (JSON bodies are checked by the API's parser; form fields by Django's.)"""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -44,7 +47,9 @@ class RequestContextMiddleware:
         request.id = request_id  # type: ignore[attr-defined]  # an attribute of ours
         token = request_context.set(RequestContext(request_id=request_id, ip=client_ip(request)))
         try:
-            response = self._refuse_body(request) or self.get_response(request)
+            response = (
+                _refuse_text(request) or self._refuse_body(request) or self.get_response(request)
+            )
         finally:
             request_context.reset(token)
         response["X-Request-ID"] = request_id
@@ -66,3 +71,27 @@ class RequestContextMiddleware:
                 {"limitBytes": settings.API_MAX_BODY_BYTES},
             )
         return None
+
+
+def _unstorable(request: HttpRequest) -> str | None:
+    """Where the request carries text with a ``text_problem``, if anywhere."""
+    if text_problem(request.path_info):
+        return "the path"
+    for name, values in request.GET.lists():
+        if any(text_problem(text) for text in (name, *values)):
+            return f"the query parameter {name!r}"
+    for key, value in request.META.items():
+        header = key.startswith("HTTP_") or key == "CONTENT_TYPE"
+        if header and isinstance(value, str) and text_problem(value):
+            return f"the header {key.removeprefix('HTTP_').replace('_', '-').title()}"
+    return None
+
+
+def _refuse_text(request: HttpRequest) -> HttpResponse | None:
+    where = _unstorable(request)
+    if where is None:
+        return None
+    message = f"Text in {where} holds a NUL character or a lone surrogate."
+    if is_api_request(request):
+        return error_response(400, "malformed_request", message)
+    return HttpResponseBadRequest(message, content_type="text/plain; charset=utf-8")

@@ -135,3 +135,43 @@ def test_a_run_that_breaks_on_unstorable_text_ends_failed_and_its_reads_answer(
         assert response.status_code < 500, (path, response.content)
     detail = client.get(f"/api/v1/executions/{execution.pk}")
     assert detail.json()["status"] == "failed"
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "where"),
+    [
+        ("/api/v1/executions?status=%00", {}, "the query parameter 'status'"),
+        ("/api/v1/policies?agent=a%00b", {}, "the query parameter 'agent'"),
+        ("/api/v1/agents/a%00b", {}, "the path"),
+        ("/api/v1/executions/%00/logs", {}, "the path"),
+        ("/api/v1/agents", {"HTTP_X_TRACE": "a\x00b"}, "the header X-Trace"),
+    ],
+)
+def test_a_nul_in_the_path_query_or_a_header_is_400_at_the_edge(
+    path: str, headers: dict[str, str], where: str, runner: Any, owner: Any, api_for: Any
+) -> None:
+    response = api_for(owner).get(path, **headers)
+
+    error = assert_error(response, 400, "malformed_request")
+    assert where in error["message"]
+
+
+def test_a_nul_in_a_console_query_is_a_plain_400(owner: Any, client: Any) -> None:
+    client.force_login(owner)
+
+    response = client.get("/agents/?q=%00")
+
+    assert response.status_code == 400
+    assert b"NUL character" in response.content
+
+
+def test_a_nul_in_an_idempotency_key_stores_no_run(runner: Any, owner: Any, api_for: Any) -> None:
+    response = api_for(owner).post(
+        "/api/v1/executions/trigger",
+        {"agent": "runner", "input": {}},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="key\x00",
+    )
+
+    assert_error(response, 400, "malformed_request")
+    assert not Execution.objects.exists()
