@@ -120,10 +120,11 @@ JSON_PROBLEMS: dict[str, Any] = {
 }
 
 
-def text_problem(text: str) -> str | None:
+def text_problem(text: str, *, nul: bool = True) -> str | None:
     """ "nul" if ``text`` holds NUL, which PostgreSQL refuses in text and JSON; "not_text" if
-    it holds a lone surrogate (JSON's ``"\\udfff"``), which no UTF-8 encoder writes."""
-    if "\x00" in text:
+    it holds a lone surrogate (JSON's ``"\\udfff"``), which no UTF-8 encoder writes.
+    ``nul=False``: the surrogates only."""
+    if nul and "\x00" in text:
         return "nul"
     if not text.isascii():
         try:
@@ -143,7 +144,7 @@ def storable_text(text: str) -> str:
     )
 
 
-def json_problem(value: Any, max_depth: int = MAX_JSON_DEPTH) -> str | None:
+def json_problem(value: Any, max_depth: int = MAX_JSON_DEPTH, *, nul: bool = True) -> str | None:
     """A string (or key) with a ``text_problem``, or "too_deep" if objects and arrays nest
     deeper than ``max_depth``. Iterative, so a hostile document cannot exhaust the stack here
     or later (validators, hashing)."""
@@ -151,7 +152,7 @@ def json_problem(value: Any, max_depth: int = MAX_JSON_DEPTH) -> str | None:
     while stack:
         item, depth = stack.pop()
         if isinstance(item, str):
-            problem = text_problem(item)
+            problem = text_problem(item, nul=nul)
             if problem:
                 return problem
         elif isinstance(item, Mapping | list | tuple):

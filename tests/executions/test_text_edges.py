@@ -17,7 +17,7 @@ from controlplane.access import Actor
 from controlplane.serializers import json_problem, storable_text
 from executions.models import Execution
 from tests import factories
-from tests.api import assert_error
+from tests.api import assert_error, field_errors
 from tests.executions.test_runtime import run, start
 
 pytestmark = pytest.mark.django_db
@@ -44,8 +44,9 @@ def test_the_trigger_api_refuses_the_text_with_400_and_stores_nothing(
         "POST", "/api/v1/executions/trigger", body, content_type="application/json"
     )
 
-    error = assert_error(response, 400, "malformed_request")
+    error = assert_error(response, 400, "validation_error")
     assert "NUL" in error["message"] or "surrogate" in error["message"]
+    assert field_errors(response) == {"input": "nul" if text == NUL else "not_text"}
     assert not Execution.objects.exists()
 
 
@@ -57,7 +58,8 @@ def test_the_events_api_refuses_it_too(text: str, runner: Any, owner: Any, api_f
         "POST", "/api/v1/events", body, content_type="application/json"
     )
 
-    assert_error(response, 400, "malformed_request")
+    assert_error(response, 400, "validation_error")
+    assert field_errors(response) == {"payload": "nul" if text == NUL else "not_text"}
     assert not Execution.objects.exists()
 
 
@@ -94,7 +96,8 @@ def test_an_agent_definition_with_it_is_refused_and_the_agent_is_unchanged(
         "PATCH", f"/api/v1/agents/{runner.pk}", body, content_type="application/json"
     )
 
-    assert_error(response, 400, "malformed_request")
+    assert_error(response, 400, "validation_error")
+    assert field_errors(response) == {"description": "not_text"}
     runner.refresh_from_db()
     assert runner.description == before
 
@@ -175,3 +178,11 @@ def test_a_nul_in_an_idempotency_key_stores_no_run(runner: Any, owner: Any, api_
 
     assert_error(response, 400, "malformed_request")
     assert not Execution.objects.exists()
+
+
+def test_a_body_that_is_not_an_object_is_a_malformed_request(owner: Any, api_for: Any) -> None:
+    response = api_for(owner).generic(
+        "POST", "/api/v1/executions/trigger", '["a\\udfffb"]', content_type="application/json"
+    )
+
+    assert_error(response, 400, "malformed_request")
