@@ -31,6 +31,7 @@ from executions.tool_calls import ToolProxy
 from integrations.llm.base import LLMProvider, LLMRequest, LLMResult, ProviderError, ToolCall
 from integrations.llm.registry import provider_for
 from integrations.tools.registry import tool_definitions
+from policies.engine import Context, decide
 
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
 
@@ -236,7 +237,32 @@ class AgentLoop:
         return max(0.0, min(delay, self.deadline - time.monotonic()))
 
     def _finish(self, text: str) -> LoopResult:
-        """The final answer; with an ``output_schema``, it must be JSON matching it."""
+        """The final answer; with an ``output_schema``, it must be JSON matching it; then
+        screened by the content-safety policies that check ``output``."""
+        result = self._parsed(text)
+        decision = decide(
+            agent=self.execution.agent,
+            version=self.execution.agent_version,
+            context=Context(
+                kind="output", payload=result.output, execution_id=str(self.execution.pk)
+            ),
+        )
+        if not decision.allowed:
+            raise self.stop(
+                "failed", "output_blocked", f"Answer blocked by policy {decision.reason}"
+            )
+        if decision.payload is result.output:
+            return result
+        self.recorder.log("the answer was redacted by a content-safety policy")
+        redacted = decision.payload
+        summary = (
+            redacted["text"]
+            if isinstance(redacted, dict) and "text" in redacted
+            else (json.dumps(redacted, ensure_ascii=False))
+        )
+        return LoopResult(output=redacted, summary=summary[:500])
+
+    def _parsed(self, text: str) -> LoopResult:
         schema = self.config.get("output_schema") or {}
         if not schema:
             return LoopResult(output={"text": text}, summary=text[:500])

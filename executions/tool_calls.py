@@ -5,9 +5,11 @@ the tool is offered, the version's capability and allowed destination (as the to
 them in ``integrations.tools.registry``), the tool's own config; ask the policy engine, with
 the call's target as the tool reads it from the arguments; record the action *before* sending; decrypt the credential (audited)
 and hand it to the tool, which neither the agent config nor the model ever sees; send,
-retrying retryable errors with backoff and the same key; record the step, the action's
-outcome and an audit event. A refused or failed call goes back to the model as a tool error
-with the reason.
+retrying retryable errors with backoff and the same key; screen the result by the
+content-safety policies that check ``tool_result`` (redacted, or withheld from the model:
+indirect prompt injection arrives through tool results); record the step, the action's
+outcome and an audit event. A refused or failed call, or a withheld result, goes back to the
+model as a tool error with the reason.
 """
 
 from __future__ import annotations
@@ -276,9 +278,12 @@ class ToolProxy:
         refused: bool = False,
     ) -> ToolOutcome:
         latency_ms = int((time.monotonic() - started) * 1000)
+        withheld = ""
         if result is not None:
             status = ExecutionAction.Status.SUCCEEDED
             content, target, method = result.content, result.target, result.method
+            content, withheld = self._screened(call, content)
+            error = f"The result was withheld from the model: {withheld}" if withheld else ""
         else:
             status = ExecutionAction.Status.REFUSED if refused else ExecutionAction.Status.FAILED
             content, target, method = None, action.target, action.method
@@ -301,9 +306,31 @@ class ToolProxy:
             error,
             result.detail if result is not None else {},
         )
-        if result is None:
+        if result is None or withheld:
             return ToolOutcome(error, True)
         return ToolOutcome(_as_text(content), False)
+
+    def _screened(self, call: ToolCall, content: Any) -> tuple[Any, str]:
+        """The tool's result as the model may read it (redacted by the content-safety
+        policies that check ``tool_result``), or None and why it is withheld."""
+        tool = TOOLS[call.name]
+        decision = decide(
+            agent=self.execution.agent,
+            version=self.execution.agent_version,
+            context=Context(
+                kind="tool_result",
+                action=call.name,
+                destination=tool.destination,
+                payload=content,
+                execution_id=str(self.execution.pk),
+            ),
+        )
+        if not decision.allowed:
+            self.recorder.log(f"{call.name}: result withheld by policy {decision.reason}", "warn")
+            return None, f"policy {decision.reason}"
+        if decision.payload is not content:
+            self.recorder.log(f"{call.name}: result redacted before the model read it")
+        return decision.payload, ""
 
     def _refused(self, call: ToolCall, key: str, reason: str) -> ToolOutcome:
         now = timezone.now()

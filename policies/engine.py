@@ -40,6 +40,8 @@ VERSION_KEY = f"{counters.PREFIX}:index-version"
 
 # Verdicts that end the evaluation, in the decision's words.
 STOPPING = ("deny", "rate_limited", "delay", "require_approval")
+# Contexts of content coming back: decided only by the types that screen content.
+SCREENED = frozenset(("tool_result", "output"))
 
 
 @dataclass
@@ -196,6 +198,8 @@ def decide(
     evaluation = Evaluation(agent, version, context, at, dry_run)
     decision = Decision(payload=context.payload)
     policies = (index or current_index()).for_agent(agent.pk)
+    if context.kind in SCREENED:
+        policies = [policy for policy in policies if policy.plugin.screens_content]
     try:
         for policy in policies:
             if decision.outcome != "allow":

@@ -75,7 +75,10 @@ class Context:
     (email, slack, external_api, webhook) and ``target`` where exactly (channel, recipients,
     URL)."""
 
-    kind: str  # "trigger" | "tool_call"
+    # "trigger" | "tool_call", or content coming back, which only the types that screen
+    # content decide (``PolicyType.screens_content``): "tool_result" (before the model reads
+    # it) | "output" (the model's answer).
+    kind: str
     action: str = "execute"
     destination: str | None = None
     target: str | list[str] = ""
@@ -179,6 +182,9 @@ class PolicyType(Generic[T]):
     prepare: Callable[[dict[str, Any]], T] = _nothing_ahead  # type: ignore[assignment]
     # Reads the payload as the policies before it redacted it (not as it came).
     reads_redacted: bool = False
+    # Decides content coming back too (a tool's result, the model's answer: ``SCREENED``
+    # contexts); the other types are not asked about those.
+    screens_content: bool = False
     # Its rules say who approves: a decision that asks for approval takes them from the
     # deciding policy of this type, else from the first applicable one.
     names_approvers: bool = False

@@ -1,6 +1,8 @@
-"""Content safety: PII, prompt injection and the policy's own patterns, in a run's input
-or a tool call's arguments (``policies.safety``): blocked, redacted (the payload goes on
-redacted, and later content-safety policies read it so) or only flagged."""
+"""Content safety: PII, prompt injection and the policy's own patterns (``policies.safety``)
+in what the rules ``check``: a run's input, a tool call's arguments, a tool's result before
+the model reads it (indirect prompt injection arrives that way), and the model's answer.
+Blocked, redacted (the payload goes on redacted, and later content-safety policies read it
+so) or only flagged."""
 
 from __future__ import annotations
 
@@ -17,6 +19,16 @@ from policies.types.fields import PatternsField, RulesForm, checkboxes, rule_cho
 
 # (name, compiled regex, action) per custom pattern, compiled once per index build.
 Patterns = tuple[tuple[str, Pattern, str], ...]
+
+
+# What a policy may check, by the decision's context kind.
+CHECKED = {
+    "input": "trigger",
+    "tool_payload": "tool_call",
+    "tool_result": "tool_result",
+    "output": "output",
+}
+WHERE = {kind: where for where, kind in CHECKED.items()}
 
 
 class PatternSerializer(StrictSerializer):
@@ -36,8 +48,8 @@ class ContentSafetyRules(StrictSerializer):
     prompt_injection = serializers.ChoiceField(choices=["block", "flag", "off"], default="block")
     custom_patterns = PatternSerializer(many=True, required=False, default=list)
     check = rules_list(
-        serializers.ChoiceField(choices=["input", "tool_payload"]),
-        default=lambda: ["input", "tool_payload"],
+        serializers.ChoiceField(choices=list(CHECKED)),
+        default=lambda: list(CHECKED),
         min_length=1,
     )
 
@@ -59,8 +71,12 @@ class ContentSafetyForm(RulesForm):
     check = checkboxes(
         rule_choices(ContentSafetyRules, "check"),
         label="Check",
-        initial=["input", "tool_payload"],
-        help_text="input: a run's input; tool_payload: the arguments of every tool call.",
+        initial=list(CHECKED),
+        help_text=(
+            "input: a run's input; tool_payload: the arguments of every tool call; "
+            "tool_result: what a tool answered, before the model reads it; output: the "
+            "model's answer."
+        ),
     )
 
     def to_rules(self, cleaned: dict[str, Any]) -> dict[str, Any]:
@@ -81,7 +97,7 @@ def prepare(rules: dict[str, Any]) -> Patterns:
 
 def evaluate(evaluation: Evaluation, policy: Compiled[Patterns]) -> Verdict:
     """Deny what is to be blocked; else redact or flag what was found."""
-    where = "input" if evaluation.context.kind == "trigger" else "tool_payload"
+    where = WHERE[evaluation.context.kind]
     rules = policy.rules
     if where not in rules["check"]:
         return Verdict("not_applicable", f"this policy does not check the {where}")
@@ -107,4 +123,5 @@ POLICY_TYPE = PolicyType(
     evaluate=evaluate,
     prepare=prepare,
     reads_redacted=True,
+    screens_content=True,
 )
