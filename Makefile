@@ -25,11 +25,14 @@ test: install
 
 # ruff; the apps' layers (import-linter, pyproject.toml); the types (mypy, strict where the
 # rules live). mypy imports the settings: it keeps its own var directory, apart from make run's.
+# bandit (medium and high findings); pip-audit of the lock file (skipped, saying so, offline).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	CONTROLPLANE_VAR_DIR=$(CURDIR)/var/mypy $(BIN)/mypy
+	$(BIN)/bandit --quiet --configfile pyproject.toml --recursive . --severity-level medium
+	$(BIN)/python .ci/pip_audit.py
 
 format: install
 	$(BIN)/ruff check --fix .

@@ -71,5 +71,5 @@ def render_sections(
             continue
         if after_action:
             context = {**context, "oob": True}
-        html.append(SafeString(render_to_string(section.template, context, request)))
+        html.append(render_to_string(section.template, context, request))
     return html

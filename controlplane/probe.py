@@ -5,18 +5,22 @@ Exit 0 when healthy. Used by docker-compose.yml; cheap enough to run every few s
 
 from __future__ import annotations
 
+import http.client
 import os
 import socket
 import sys
-import urllib.request
 from pathlib import Path
 
 
 def web() -> bool:
     port = os.environ.get("WEB_PORT", "8000")
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/health", timeout=3) as response:
-        status: int = response.status
-        return status == 200
+    # HTTP to loopback only: no URL is parsed, so no other scheme (file:, ftp:) can be opened.
+    connection = http.client.HTTPConnection("127.0.0.1", int(port), timeout=3)
+    try:
+        connection.request("GET", "/api/v1/health")
+        return connection.getresponse().status == 200
+    finally:
+        connection.close()
 
 
 def worker() -> bool:

@@ -8,7 +8,7 @@ from django import template
 from django.core.serializers.json import DjangoJSONEncoder
 from django.template.defaultfilters import floatformat
 from django.utils.html import format_html
-from django.utils.safestring import SafeString, mark_safe
+from django.utils.safestring import SafeString
 
 register = template.Library()
 
@@ -83,5 +83,7 @@ def run_model(execution: _Run) -> SafeString:
 def run_cost(cost: Decimal | None) -> SafeString:
     """Dollars to four places; "unknown" when a model without a known price was used."""
     if cost is None:
-        return mark_safe('<span title="A model without a known price was used">unknown</span>')
+        return format_html(
+            '<span title="{}">unknown</span>', "A model without a known price was used"
+        )
     return format_html("${}", floatformat(cost, 4))
