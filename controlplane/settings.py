@@ -201,10 +201,16 @@ CACHES = {
     }
 }
 
+CHANNEL_LAYER_SOCKET_TIMEOUT = 15  # seconds; above the channel layer's 5 s blocking read
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": "cp:channels"},
+        # The layer waits on Redis in 5 s blocking reads (BZPOPMIN); redis-py 8 times a read
+        # out after 5 s by default, which killed idle and refused sockets with TimeoutError.
+        "CONFIG": {
+            "hosts": [{"address": REDIS_URL, "socket_timeout": CHANNEL_LAYER_SOCKET_TIMEOUT}],
+            "prefix": "cp:channels",
+        },
     }
 }
 

@@ -5,6 +5,7 @@ as partials rendered for the user, or as "refresh" for the lists."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -214,5 +215,33 @@ def test_the_approval_queue_hears_a_new_request_and_its_decision(owner: Any) -> 
         await in_thread(approval_decide)(actor=Actor(user=boss), request=request, verdict="approve")
         assert await queue.receive_json_from(WAIT) == {"refresh": "approvals"}
         await queue.disconnect()
+
+    scenario(steps)
+
+
+IDLE = 7  # seconds: past redis-py's default 5 s socket timeout and the layer's 5 s blocking read
+
+
+def test_a_socket_left_idle_still_hears_the_next_change(owner: Any, execution: Execution) -> None:
+    page = socket(owner, f"execution:{execution.pk}")
+
+    async def steps() -> None:
+        assert (await page.connect())[0]
+        await page.receive_json_from(WAIT)
+        await asyncio.sleep(IDLE)  # the channel layer's blocking read waits on Redis meanwhile
+        await in_thread(execution_transition)(execution_id=execution.pk, to=S.RUNNING)
+        assert 'data-status="running"' in (await page.receive_json_from(WAIT))["html"]
+        await page.disconnect()
+
+    scenario(steps)
+
+
+def test_a_refused_socket_closes_without_an_error(outsider: Any, execution: Execution) -> None:
+    page = socket(outsider, f"execution:{execution.pk}")
+
+    async def steps() -> None:
+        assert (await page.connect()) == (False, 4403)
+        await asyncio.sleep(IDLE)
+        await page.disconnect()  # re-raises what the application died of, if it did
 
     scenario(steps)
