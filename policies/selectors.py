@@ -1,7 +1,9 @@
 """Reads of policies, and the dry run (a decision that changes nothing).
 
-Policies are the company's rules: every role that may view policies reads all of them,
-whichever agents they target.
+Policies are the company's rules: every role that may view policies reads those for all
+agents and those for tags (which name no agent); a policy for one agent follows that agent's
+visibility — whoever may not see the agent does not see its policies either (404, as for the
+agent itself), so no list or page names an agent to someone it is hidden from.
 """
 
 from __future__ import annotations
@@ -13,19 +15,26 @@ from typing import Any
 from django.db.models import Q, QuerySet
 
 from agents.models import Agent
-from controlplane.access import Actor, can
+from agents.selectors import agent_visible_qs
+from controlplane.access import Actor, can, is_admin
 from controlplane.errors import Conflict, Forbidden, NotFound
 from integrations.tools.registry import TOOLS
 from policies.models import Policy
 
 
 def policy_list(*, actor: Actor) -> QuerySet[Policy]:
-    """Every policy, in evaluation order (priority, then name); ``Forbidden`` for a role
-    that may not view policies."""
+    """The policies the actor may read (for all agents, for tags, and for the agents they
+    may see), in evaluation order (priority, then name); ``Forbidden`` for a role that may
+    not view policies."""
     if not can(actor, "policies.view_policy"):
         raise Forbidden("Your role may not view policies.")
-    return Policy.objects.select_related("target_agent", "created_by").prefetch_related(
+    policies = Policy.objects.select_related("target_agent", "created_by").prefetch_related(
         "target_tags"
+    )
+    if is_admin(actor.user):
+        return policies
+    return policies.filter(
+        ~Q(applies_to=Policy.Scope.AGENT) | Q(target_agent__in=agent_visible_qs(actor=actor))
     )
 
 

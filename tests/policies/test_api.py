@@ -469,16 +469,45 @@ ALL_FIVE = [
 ]
 
 
-@pytest.mark.parametrize("who", ["owner", "other", "outsider", "viewer", "admin_user"])
-def test_every_role_that_may_view_policies_reads_them_all(
-    policies: dict, api_for: Any, who: str, request: pytest.FixtureRequest
+@pytest.mark.parametrize(
+    ("who", "hidden"),
+    [
+        ("owner", "summarizer-approval"),
+        ("other", "summarizer-approval"),
+        ("viewer", "summarizer-approval"),
+        ("outsider", "job-concurrency"),
+        ("admin_user", None),
+    ],
+)
+def test_each_role_reads_the_policies_for_all_for_tags_and_for_agents_it_may_see(
+    policies: dict, api_for: Any, who: str, hidden: str | None, request: pytest.FixtureRequest
 ) -> None:
     client = api_for(request.getfixturevalue(who))
 
-    assert names(client.get(URL)) == ALL_FIVE  # in evaluation order
-    one = client.get(detail(policies["their_agent"]))
-    assert one.status_code == 200
-    assert one.json()["target_agent_name"] == "email-summarizer"
+    listed = client.get(URL)
+
+    assert names(listed) == [name for name in ALL_FIVE if name != hidden]  # evaluation order
+    assert listed.json()["count"] == 5 - bool(hidden)
+    for key, policy in policies.items():
+        one = client.get(detail(policy))
+        if policy.policy_name == hidden:
+            assert_error(one, 404, "policy_not_found")
+        else:
+            assert one.status_code == 200, key
+            target = policy.target_agent.name if policy.target_agent else None
+            assert one.json()["target_agent_name"] == target
+
+
+def test_a_hidden_agents_policy_is_not_named_anywhere_to_the_outsider(
+    policies: dict, outsider: Any, api_for: Any
+) -> None:
+    client = api_for(outsider)
+
+    for url in (URL, f"{URL}?type=concurrency", f"{URL}?scope=agent"):
+        response = client.get(url)
+        assert response.status_code == 200, response.content
+        assert "job-application-agent" not in response.content.decode()
+        assert "job-concurrency" not in response.content.decode()
 
 
 def test_service_account_may_not_read_policies(policies: dict, owner: Any, api_for: Any) -> None:
@@ -514,7 +543,7 @@ def test_get_unknown_is_404(owner: Any, api_for: Any, ref: str) -> None:
     [
         ("type=time_window", ["recruiting-hours"]),
         ("scope=tag", ["recruiting-hours", "finance-safety"]),
-        ("scope=agent", ["job-concurrency", "summarizer-approval"]),
+        ("scope=agent", ["job-concurrency"]),  # not charlie's agent's: alice may not see it
         ("enabled=false", ["finance-safety"]),
         ("enabled=true&scope=all", ["everyone-limit"]),
         ("tag=finance", ["finance-safety"]),
@@ -559,8 +588,8 @@ def test_bad_filter_value_is_400(policies: dict, owner: Any, api_for: Any) -> No
     assert "type" in field_errors(response)
 
 
-def test_pagination(policies: dict, owner: Any, api_for: Any) -> None:
-    client = api_for(owner)
+def test_pagination(policies: dict, admin_user: Any, api_for: Any) -> None:
+    client = api_for(admin_user)
 
     first = client.get(URL, {"page_size": 2})
     last = client.get(URL, {"page_size": 2, "page": 3})
@@ -599,13 +628,16 @@ def test_patch_by_owner_or_permitted(
     )
 
 
-@pytest.mark.parametrize("who", ["outsider", "viewer"])
+@pytest.mark.parametrize(
+    ("who", "status", "code"),
+    [("outsider", 404, "policy_not_found"), ("viewer", 403, "permission_denied")],
+)
 def test_patch_refused_to_outsider_and_viewer(
-    agent_policy: Policy, api_for: Any, who: str, request: pytest.FixtureRequest
+    agent_policy: Policy, api_for: Any, who: str, status: int, code: str, request: Any
 ) -> None:
     response = api_for(request.getfixturevalue(who)).patch(detail(agent_policy), {"priority": 5})
 
-    assert_error(response, 403, "permission_denied")
+    assert_error(response, status, code)
     agent_policy.refresh_from_db()
     assert agent_policy.priority == 20
     assert [event.action for event in events(agent_policy.pk)] == ["policy.created"]
@@ -743,13 +775,16 @@ def test_delete(
     )
 
 
-@pytest.mark.parametrize("who", ["outsider", "viewer"])
+@pytest.mark.parametrize(
+    ("who", "status", "code"),
+    [("outsider", 404, "policy_not_found"), ("viewer", 403, "permission_denied")],
+)
 def test_delete_refused(
-    agent_policy: Policy, api_for: Any, who: str, request: pytest.FixtureRequest
+    agent_policy: Policy, api_for: Any, who: str, status: int, code: str, request: Any
 ) -> None:
     response = api_for(request.getfixturevalue(who)).delete(detail(agent_policy))
 
-    assert_error(response, 403, "permission_denied")
+    assert_error(response, status, code)
     assert Policy.objects.filter(pk=agent_policy.pk).exists()
 
 
@@ -791,13 +826,16 @@ def test_disable_then_enable(agent_policy: Policy, other: Any, api_for: Any) -> 
     ]
 
 
-@pytest.mark.parametrize("who", ["outsider", "viewer"])
+@pytest.mark.parametrize(
+    ("who", "status", "code"),
+    [("outsider", 404, "policy_not_found"), ("viewer", 403, "permission_denied")],
+)
 def test_disable_refused(
-    agent_policy: Policy, api_for: Any, who: str, request: pytest.FixtureRequest
+    agent_policy: Policy, api_for: Any, who: str, status: int, code: str, request: Any
 ) -> None:
     response = api_for(request.getfixturevalue(who)).post(f"{detail(agent_policy)}/disable")
 
-    assert_error(response, 403, "permission_denied")
+    assert_error(response, status, code)
     agent_policy.refresh_from_db()
     assert agent_policy.enabled
 
