@@ -277,28 +277,38 @@ def version_edit(request: HttpRequest, name: str, version: str) -> HttpResponse:
         "config": json.dumps(found.config, indent=2, sort_keys=True),
         "changelog": found.changelog,
     }
-    form = VersionEditForm(request.POST or None, initial=initial)
-    status = 200
-    if request.method == "POST":
-        status = 400
-        if form.is_valid():
-            try:
-                services.agent_version_update(
-                    actor=actor,
-                    version=found,
-                    config=form.cleaned_data["config"],
-                    changelog=form.cleaned_data["changelog"],
-                )
-            except ValidationError as exc:
-                for item in flatten_errors(exc.detail):
-                    form.add_error("config", f"{item['field']}: {item['message']}")
-            except ServiceError as exc:
-                form.add_error(None, exc.message)
-                status = exc.status_code
-            else:
-                messages.success(request, f"Draft {found.version} saved.")
-                return redirect("agents:detail", name=agent.name)
-    context = {"agent": agent, "version": found, "form": form, "editable": editable}
+    refusal = ""
+    if request.method == "POST" and not can(actor, "agents.change_agent", agent):
+        # Refused before what was sent is read: who may not change the agent hears that.
+        refusal, status = "You do not have permission to perform this action.", 403
+        form = VersionEditForm(initial=initial)
+    else:
+        form = VersionEditForm(request.POST or None, initial=initial)
+        status = 400 if request.method == "POST" else 200
+    if request.method == "POST" and not refusal and form.is_valid():
+        try:
+            services.agent_version_update(
+                actor=actor,
+                version=found,
+                config=form.cleaned_data["config"],
+                changelog=form.cleaned_data["changelog"],
+            )
+        except ValidationError as exc:
+            for item in flatten_errors(exc.detail):
+                form.add_error("config", f"{item['field']}: {item['message']}")
+        except ServiceError as exc:
+            form.add_error(None, exc.message)
+            status = exc.status_code
+        else:
+            messages.success(request, f"Draft {found.version} saved.")
+            return redirect("agents:detail", name=agent.name)
+    context = {
+        "agent": agent,
+        "version": found,
+        "form": form,
+        "editable": editable,
+        "refusal": refusal,
+    }
     return render(request, "agents/version_edit.html", context, status=status)
 
 

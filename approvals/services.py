@@ -214,14 +214,14 @@ def approval_decide(
     """One approver's approve or reject. A rejection settles the request; an approval
     settles it when it is the M-th. 403 for who may not decide, 409 when it is no longer
     pending or this approver already decided."""
+    refusal = approval_refusal(actor, request)
+    if refusal:
+        raise Forbidden(refusal)
     if verdict not in ApprovalDecision.Verdict.values:
         raise Invalid.field("verdict", "Must be approve or reject.")
     notes = (notes or "").strip()
     if len(notes) > MAX_NOTES:
         raise Invalid.field("notes", f"At most {MAX_NOTES} characters.", "max_length")
-    refusal = approval_refusal(actor, request)
-    if refusal:
-        raise Forbidden(refusal)
     with transaction.atomic():
         # The lock orders deciders of one request: the M-th approval sees the others.
         locked = ApprovalRequest.objects.select_for_update().filter(pk=request.pk).first()

@@ -124,3 +124,14 @@ def can(actor: Actor, perm: str, obj: Model | None = None) -> bool:
     if not user.has_perm(perm):
         return False
     return obj is None or user.has_perm(perm, obj)
+
+
+def require_role(actor: Actor, perm: str, message: str) -> None:
+    """403 (``Forbidden`` with ``message``) for an actor whose role lacks ``perm``
+    altogether: asked before the request's body is read, so a role that may never write
+    hears that, not the body's validation errors. The right on one object is checked later,
+    where the object is found."""
+    if not can(actor, perm):
+        from controlplane.errors import Forbidden  # errors -> audit -> this module
+
+        raise Forbidden(message)

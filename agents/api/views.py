@@ -28,7 +28,7 @@ from agents.api.serializers import (
 from agents.filters import AgentFilter
 from agents.models import Agent, AgentVersion
 from agents.webhooks import agent_webhook_secret_rotate, webhook_instructions
-from controlplane.access import Actor, actor_from_request, can
+from controlplane.access import Actor, actor_from_request, can, require_role
 from controlplane.errors import Forbidden
 
 REF = OpenApiParameter(
@@ -82,6 +82,7 @@ class AgentViewSet(viewsets.GenericViewSet[Agent]):
         responses={201: AgentDetailSerializer},
     )
     def create(self, request: Request) -> Response:
+        require_role(self.actor, "agents.add_agent", "Your role may not register agents.")
         serializer = AgentCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         agent, _ = services.agent_create(actor=self.actor, data=serializer.validated_data)

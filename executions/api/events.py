@@ -8,9 +8,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from controlplane.access import actor_from_request
+from controlplane.access import actor_from_request, require_role
 from controlplane.serializers import JSONObjectField, StrictCharField, StrictSerializer
-from executions.api.views import IDEMPOTENCY_KEY, idempotency_key
+from executions.api.views import IDEMPOTENCY_KEY, RUN_REFUSED, idempotency_key
 from executions.event_triggers import event_publish
 
 
@@ -64,6 +64,7 @@ class EventView(APIView):
         tags=["executions"],
     )
     def post(self, request: Request) -> Response:
+        require_role(actor_from_request(request), "agents.execute_agent", RUN_REFUSED)
         serializer = EventSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         fanout = event_publish(

@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 
 from agents.api.views import REF
 from agents.selectors import agent_for_run
-from controlplane.access import Actor, actor_from_request
+from controlplane.access import Actor, actor_from_request, require_role
 from controlplane.api.pagination import NewestFirstCursorPagination, PagePagination
 from controlplane.errors import Invalid, Unauthenticated, error_body
 from executions import selectors, services
@@ -45,6 +45,8 @@ IDEMPOTENCY_KEY = OpenApiParameter(
     "starting another (up to 200 printable characters).",
 )
 ACCEPTED = {202: ExecutionTriggeredSerializer}
+# A role that may run no agent hears it before its body is validated.
+RUN_REFUSED = "Your role may not run agents."
 
 
 def idempotency_key(request: Request) -> str | None:
@@ -166,6 +168,7 @@ class ExecutionViewSet(
         pagination_class=None,
     )
     def trigger(self, request: Request) -> Response:
+        require_role(actor_from_request(request), "agents.execute_agent", RUN_REFUSED)
         serializer = ExecutionTriggerSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         return trigger(
@@ -245,6 +248,7 @@ class AgentExecuteView(APIView):
         operation_id="agents_execute_create",
     )
     def post(self, request: Request, ref: str) -> Response:
+        require_role(actor_from_request(request), "agents.execute_agent", RUN_REFUSED)
         serializer = RunSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         return trigger(

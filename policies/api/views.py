@@ -8,7 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from agents.selectors import agent_get
-from controlplane.access import Actor, actor_from_request
+from controlplane.access import Actor, actor_from_request, require_role
 from policies import selectors, services
 from policies.api.serializers import (
     DecisionSerializer,
@@ -61,6 +61,7 @@ class PolicyViewSet(viewsets.GenericViewSet[Policy]):
         responses={201: PolicySerializer},
     )
     def create(self, request: Request) -> Response:
+        require_role(self.actor, "policies.add_policy", "Your role may not change policies.")
         serializer = PolicyWriteSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
         policy = services.policy_create(actor=self.actor, data=serializer.validated_data)
