@@ -1,5 +1,6 @@
 """``make run`` for real: a fresh var directory, the embedded Redis, migrate, the demo, web +
-worker + beat; the printed admin password works; Ctrl-C stops everything, Redis last."""
+worker + beat; the printed admin password works; a process that dies is restarted while the
+others keep running; Ctrl-C stops everything, Redis last."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -103,6 +105,10 @@ class Stack:
         finally:
             self.log.close()
 
+    def pids(self, name: str) -> list[int]:
+        """The pids the supervisor logged for a Procfile process, oldest first."""
+        return [int(pid) for pid in re.findall(rf"==> {name} started \(pid (\d+)\)", self.output)]
+
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
@@ -122,6 +128,50 @@ def processes_using(var_dir: Path) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def alive(pid: int) -> bool:
+    """A live (not zombie) process."""
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return status.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def cmdline(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+    except OSError:
+        return []
+
+
+def running(var_dir: Path, role: str) -> list[int]:
+    """The live web (uvicorn), worker or beat (celery) processes of the stack on var_dir."""
+    found = []
+    for pid in processes_using(var_dir):
+        argv = cmdline(pid)
+        if role == "web":
+            match = any(arg.endswith("uvicorn") for arg in argv)
+        else:
+            match = role in argv and any(arg.endswith("celery") for arg in argv)
+        if match and alive(pid):
+            found.append(pid)
+    return found
+
+
+def wait_for(condition: Any, timeout: float, what: str, stack: Stack) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert stack.process is not None
+        if stack.process.poll() is not None:
+            pytest.fail(
+                f"make run exited ({stack.process.returncode}) while waiting for {what}:\n"
+                f"{stack.output[-3000:]}"
+            )
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} not within {timeout}s:\n{stack.output[-3000:]}")
+        time.sleep(0.2)
 
 
 def port_open(port: int) -> bool:
@@ -234,3 +284,67 @@ def test_make_run_with_urls_starts_nothing_embedded(short_var_dir: Path) -> None
     finally:
         stack.kill()
     assert processes_using(short_var_dir) == []
+
+
+def test_make_run_restarts_a_process_that_dies(short_var_dir: Path) -> None:
+    """SIGKILL of the worker: it is started again (logged), web and beat keep running and web
+    keeps answering; a Ctrl-C afterwards still stops everything with exit code 0."""
+    stack = Stack(short_var_dir)
+    stack.start()
+    answers: list[int] = []
+    polling = threading.Event()
+
+    def poll_web() -> None:
+        while not polling.is_set():
+            try:
+                with urllib.request.urlopen(stack.url("/api/v1/health"), timeout=5) as response:
+                    answers.append(response.status)
+            except urllib.error.HTTPError as exc:
+                answers.append(exc.code)
+            except OSError:
+                answers.append(0)
+            time.sleep(0.2)
+
+    poller = threading.Thread(target=poll_web, daemon=True)
+    try:
+        stack.wait_ready()
+        socket_path = short_var_dir / "redis.sock"
+        [web], [worker], [beat] = (running(short_var_dir, r) for r in ("web", "worker", "beat"))
+        poller.start()
+
+        os.kill(worker, signal.SIGKILL)
+        wait_for(
+            lambda: "==> worker exited (signal 9, SIGKILL); restarting in 1 s" in stack.output,
+            30,
+            "the restart line",
+            stack,
+        )
+        wait_for(
+            lambda: [p for p in running(short_var_dir, "worker") if p != worker],
+            30,
+            "a new worker process",
+            stack,
+        )
+        [new_worker] = running(short_var_dir, "worker")
+        assert not alive(worker)
+        assert stack.pids("worker") == [worker, new_worker], "each start is logged with its pid"
+        wait_for(lambda: probe(stack, "worker") == 0, 90, "the new worker answering", stack)
+        ready = stack.wait_ready()
+        assert ready["checks"]["celery"]["workers"]
+        polling.set()
+        poller.join(10)
+
+        assert running(short_var_dir, "web") == [web], "web kept running"
+        assert running(short_var_dir, "beat") == [beat], "beat kept running"
+        assert stack.pids("web") == [web] and stack.pids("beat") == [beat]
+        assert answers and set(answers) == {200}, f"web kept answering: {answers}"
+
+        assert stack.interrupt() == 0
+    finally:
+        polling.set()
+        stack.kill()
+    assert not ping(socket_path), "Ctrl-C stops the embedded Redis"
+    assert "Redis stopped" in stack.output
+    assert stack.output.rindex("worker stopped") < stack.output.rindex("Redis stopped")
+    assert processes_using(short_var_dir) == []
+    assert not port_open(stack.port)
