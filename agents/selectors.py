@@ -11,6 +11,7 @@ from guardian.shortcuts import get_objects_for_user
 from agents.models import Agent, AgentVersion
 from controlplane.access import Actor, can, is_admin
 from controlplane.errors import Forbidden, NotFound
+from controlplane.ids import parse_uuid
 
 # One difference between two configs ("from" is a keyword: the functional form).
 ConfigChange = TypedDict("ConfigChange", {"field": str, "change": str, "from": Any, "to": Any})
@@ -23,10 +24,8 @@ VersionDiff = TypedDict(
 def agent_ref_q(ref: str | uuid.UUID, path: str = "") -> Q:
     """An agent named by id or by name, as a filter; ``path`` leads to the agent from the
     model filtered (``"agent__"`` for runs, requests)."""
-    try:
-        return Q(**{f"{path}pk": uuid.UUID(str(ref))})
-    except ValueError:
-        return Q(**{f"{path}name": ref})
+    key = parse_uuid(ref)
+    return Q(**{f"{path}name": ref}) if key is None else Q(**{f"{path}pk": key})
 
 
 def agent_by_ref(ref: str | uuid.UUID) -> Agent | None:

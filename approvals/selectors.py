@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypedDict
 from uuid import UUID
 
-from django.core.exceptions import ValidationError
 from django.db.models import (
     Avg,
     Case,
@@ -32,6 +31,7 @@ from agents.selectors import agent_visible_qs
 from approvals.models import ApprovalDecision, ApprovalRequest
 from controlplane.access import Actor, can, is_admin
 from controlplane.errors import NotFound
+from controlplane.ids import parse_uuid
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -96,14 +96,19 @@ def approval_list(*, actor: Actor) -> QuerySet[ApprovalRequest]:
 
 
 def approval_get(*, actor: Actor, pk: UUID | str) -> ApprovalRequest:
+    """The request, if the actor may see it; ``NotFound`` for an unknown, hidden or
+    malformed id alike."""
+    key = parse_uuid(pk)
+    if key is None:
+        raise NotFound("No such approval request.")
     try:
         return (
             approval_visible_qs(actor=actor)
             .select_related("agent", "execution", "requested_by", "policy")
             .prefetch_related("decisions")
-            .get(pk=pk)
+            .get(pk=key)
         )
-    except (ApprovalRequest.DoesNotExist, ValidationError, ValueError):
+    except ApprovalRequest.DoesNotExist:
         raise NotFound("No such approval request.") from None
 
 

@@ -6,11 +6,11 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from agents import urls as agent_urls
 from console import views as console_views
 from controlplane import views
+from controlplane.api.docs import SchemaView, SwaggerView
 from executions import urls as execution_urls
 from schedules import urls as schedule_urls
 
@@ -45,14 +45,13 @@ urlpatterns = [
     path("api-keys/<str:prefix>/revoke", views.api_key_revoke, name="api-key-revoke"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("console.api_urls")),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    # Both for signed-in users unless PUBLIC_SCHEMA (controlplane.api.docs).
+    path("api/schema/", SchemaView.as_view(), name="schema"),
     # The split view: Swagger UI's initialising script is a request of its own, not inline
     # (the Content-Security-Policy allows no inline script).
     path(
         "api/docs/",
-        SpectacularSwaggerSplitView.as_view(
-            url_name="schema", template_name="console/api_docs.html"
-        ),
+        SwaggerView.as_view(url_name="schema", template_name="console/api_docs.html"),
         name="swagger-ui",
     ),
 ]

@@ -364,6 +364,9 @@ REST_FRAMEWORK = {
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 
+# The OpenAPI schema and Swagger UI: signed-in users only, unless published to anyone.
+PUBLIC_SCHEMA = env_bool("CONTROLPLANE_PUBLIC_SCHEMA", False)
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "Agent Control Plane API",
     "DESCRIPTION": (

@@ -1,8 +1,13 @@
-"""One FilterSet for the policies API and the policies page."""
+"""One FilterSet for the policies API and the policies page.
+
+``agent`` names an agent by id or name; one the user may not see, or that does not exist, is a
+400 validation error on ``agent`` (code ``agent_not_found``), whatever characters it holds.
+"""
 
 from __future__ import annotations
 
 import django_filters
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
 from agents.models import Agent
@@ -39,11 +44,18 @@ class PolicyFilter(django_filters.FilterSet):  # type: ignore[misc]  # django-fi
     _resolved: Agent | None  # the ``agent`` filter's agent, once looked up
 
     def is_valid(self) -> bool:
-        # An agent the user may not see is an error on the filter, as an unknown one is.
+        # An agent the user may not see is an error on the filter, as an unknown one is. The
+        # ref goes in as a parameter, never into the message itself: django-filter formats
+        # the message with its params (a ``%`` in the ref would be a format directive).
         valid: bool = super().is_valid()
         ref = self.form.cleaned_data.get("agent") if valid else None
         if ref and self._agent() is None:
-            self.form.add_error("agent", f"No agent {ref!r}.")
+            self.form.add_error(
+                "agent",
+                ValidationError(
+                    "No agent %(ref)s.", code="agent_not_found", params={"ref": repr(ref)}
+                ),
+            )
             return False
         return valid
 

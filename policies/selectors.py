@@ -18,6 +18,7 @@ from agents.models import Agent
 from agents.selectors import agent_visible_qs
 from controlplane.access import Actor, can, is_admin
 from controlplane.errors import Conflict, Forbidden, NotFound
+from controlplane.ids import parse_uuid
 from integrations.tools.registry import TOOLS
 from policies.models import Policy
 
@@ -39,11 +40,8 @@ def policy_list(*, actor: Actor) -> QuerySet[Policy]:
 
 
 def policy_get(*, actor: Actor, pk: str | uuid.UUID) -> Policy:
-    try:
-        key = uuid.UUID(str(pk))
-    except ValueError:
-        raise NotFound(f"No policy {pk!r}.", code="policy_not_found") from None
-    policy = policy_list(actor=actor).filter(pk=key).first()
+    key = parse_uuid(pk)
+    policy = None if key is None else policy_list(actor=actor).filter(pk=key).first()
     if policy is None:
         raise NotFound(f"No policy {pk!r}.", code="policy_not_found")
     return policy

@@ -132,7 +132,7 @@ class ExecutionViewSet(
     serializer_class = ExecutionDetailSerializer
     filterset_class = ExecutionFilter
     pagination_class = NewestFirstCursorPagination
-    lookup_value_regex = "[0-9a-fA-F-]{36}"
+    lookup_value_regex = "[^/]+"  # a malformed id is execution_not_found, as an unknown one
 
     @property
     def actor(self) -> Actor:
@@ -219,7 +219,7 @@ class ExecutionViewSet(
         pagination_class=None,
     )
     def report(self, request: Request, pk: str) -> Response:
-        execution = Execution.objects.filter(pk=pk).select_related("agent").first()
+        execution = selectors.execution_for_report(pk=pk)
         header = request.headers.get("Authorization", "")
         token = (
             header[7:]

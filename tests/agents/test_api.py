@@ -630,7 +630,8 @@ def test_session_auth_requires_csrf(agent: Any, owner: Any) -> None:
     assert_error(client.post(f"{URL}/{agent.pk}/promote"), 403, "permission_denied")
 
 
-def test_schema_and_docs_are_served(db: Any, client: Any) -> None:
+def test_schema_and_docs_are_served(db: Any, client: Any, owner: Any) -> None:
+    client.force_login(owner)  # both are for signed-in users only
     schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     docs = client.get("/api/docs/")
 

@@ -179,8 +179,9 @@ def port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def log_in(stack: Stack, username: str, password: str) -> str:
-    """Log in through the login form; the agents page as the browser gets it."""
+def log_in(stack: Stack, username: str, password: str) -> tuple[urllib.request.OpenerDirector, str]:
+    """Log in through the login form; the browser (its session cookie) and the agents page
+    as it gets it."""
     jar = http.cookiejar.CookieJar()
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
     form = opener.open(stack.url("/login/")).read().decode()
@@ -196,7 +197,7 @@ def log_in(stack: Stack, username: str, password: str) -> str:
     request = urllib.request.Request(
         stack.url("/login/"), data=data, headers={"Referer": stack.url("/login/")}
     )
-    return opener.open(request).read().decode()
+    return opener, opener.open(request).read().decode()
 
 
 def probe(stack: Stack, name: str) -> int:
@@ -231,10 +232,10 @@ def test_make_run_starts_everything_and_ctrl_c_stops_everything(short_var_dir: P
         assert ping(socket_path), "the embedded Redis answers on its socket"
         assert (short_var_dir / "db.sqlite3").exists()
         password = re.search(r"Log in as\s+admin / (\S+)", stack.output).group(1)
-        page = log_in(stack, "admin", password)
+        browser, page = log_in(stack, "admin", password)
         for name in ("job-application-agent", "email-summarizer", "data-sync-agent"):
             assert name in page
-        with urllib.request.urlopen(stack.url("/api/docs/")) as docs:
+        with browser.open(stack.url("/api/docs/")) as docs:  # for signed-in users
             assert b"swagger-ui" in docs.read()
         for name in ("web", "worker", "beat"):  # docker-compose.yml's healthchecks
             assert probe(stack, name) == 0, name

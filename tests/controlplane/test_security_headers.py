@@ -58,6 +58,7 @@ def test_the_api_and_error_pages_carry_it_too(client: Client, db: Any) -> None:
 
 
 def test_the_api_docs_have_no_inline_script_or_style(client: Client, db: Any) -> None:
+    client.force_login(factories.user("pat"))
     page = client.get("/api/docs/").content.decode()
     script = client.get("/api/docs/?script=")
 

@@ -852,8 +852,8 @@ def test_admin_may_disable_a_policy_for_all_agents(
     assert response.json()["enabled"] is False
 
 
-def test_schema_lists_the_policy_endpoints(client: Any) -> None:
-    response = client.get("/api/schema/", {"format": "json"})
+def test_schema_lists_the_policy_endpoints(viewer: Any, api_for: Any) -> None:
+    response = api_for(viewer).get("/api/schema/", {"format": "json"})
 
     assert response.status_code == 200
     paths = response.json()["paths"]
