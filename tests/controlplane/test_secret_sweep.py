@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import secrets
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,6 @@ from django.apps import apps
 from django.conf import settings
 from django.contrib import admin
 from django.test import Client
-from django.urls import URLPattern, URLResolver, get_resolver
 from pytest_httpserver import HTTPServer
 from rest_framework.test import APIClient
 
@@ -39,6 +37,7 @@ from executions.models import Execution
 from integrations.vault import credential_save
 from tests import factories
 from tests.processes import asgi_server, celery_beat, celery_worker
+from tests.routes import fill, routes
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -63,43 +62,6 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> dict[str, Any]:
         assert response.status == 202
         answer: dict[str, Any] = json.loads(response.read())
     return answer
-
-
-def routes(patterns: list[Any], prefix: str = "", namespace: str = "") -> Iterator[tuple[str, str]]:
-    """(route, name) for every URL pattern outside the admin, with Django's ``<conv:arg>`` or
-    the router's ``(?P<arg>…)`` left in for filling."""
-    for pattern in patterns:
-        text = str(pattern.pattern)
-        if isinstance(pattern, URLResolver):
-            if text == "admin/":
-                continue
-            inner = ":".join(part for part in (namespace, pattern.namespace or "") if part)
-            yield from routes(pattern.url_patterns, prefix + text, inner)
-        elif isinstance(pattern, URLPattern):
-            name = ":".join(part for part in (namespace, pattern.name or "") if part)
-            yield prefix + text, name
-
-
-ARGUMENT = re.compile(r"<(?:\w+:)?(\w+)>|\(\?P<(\w+)>[^)]*\)")
-
-
-def fill(route: str, name: str, values: dict[str, str]) -> str | None:
-    """The route as a path, its arguments filled from ``values`` (``pk`` by the route's
-    app: a run, a policy, an approval or an audit event); ``None`` when there is nothing to
-    fill one with."""
-    missing = []
-
-    def value(match: re.Match[str]) -> str:
-        argument = match.group(1) or match.group(2)
-        if argument == "pk":
-            argument = f"pk:{name.split(':')[-1].split('-')[0]}"
-        if not values.get(argument):
-            missing.append(argument)
-            return ""
-        return values[argument]
-
-    path = ARGUMENT.sub(value, route).replace("^", "").replace("$", "")
-    return None if missing else "/" + path
 
 
 class Sweep:
@@ -221,7 +183,7 @@ def test_no_secret_used_by_a_run_is_found_in_any_page_response_log_or_row(
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Api-Key {api_key}")
     asked = 0
-    for route, name in routes(get_resolver().url_patterns):
+    for route, name in routes():
         path = fill(route, name, values)
         if name in SKIP_ROUTES or path is None:
             continue
